@@ -1,0 +1,63 @@
+"""Engine registry: engines are chosen by file type and availability through runtime.formats.ENGINES.
+
+Nothing here imports an engine's framework; `load()` imports the chosen engine's module only.
+"""
+import importlib
+import importlib.util
+import os
+
+from ..errors import EngineUnavailableError, ModelFormatError
+from ..formats import ENGINES, ENGINES_BY_NAME, format_of_path
+from .base import Engine, TensorSpec  # noqa: F401
+
+
+def is_importable(package):
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def available_engines(fmt=None):
+    """Names of installed engines (optionally those that run format `fmt`)."""
+    return [e.name for e in ENGINES
+            if (fmt is None or fmt in e.formats) and is_importable(e.import_name)]
+
+
+def engine_class(name):
+    entry = ENGINES_BY_NAME.get(name)
+    if entry is None:
+        raise EngineUnavailableError(f"engine {name!r}", [e.name for e in ENGINES], "unknown engine")
+    if not is_importable(entry.import_name):
+        raise EngineUnavailableError(f"engine {name!r}", available_engines(),
+                                     f"python package {entry.import_name!r} is not installed")
+    return getattr(importlib.import_module(entry.module), entry.cls)
+
+
+def choose_engine(path, engine=None):
+    """The engine name for `path`: explicit, or 'auto' by file type and what is installed."""
+    fmt = format_of_path(path)
+    if fmt is None:
+        raise ModelFormatError(path, "unknown model file type (expected .ms, .mindir or .onnx)")
+    if engine not in (None, "auto"):
+        entry = ENGINES_BY_NAME.get(engine)
+        if entry is None or fmt.name not in entry.formats:
+            raise EngineUnavailableError(f"engine {engine!r} for {fmt.name} files",
+                                         available_engines(fmt.name),
+                                         "unknown engine" if entry is None else
+                                         f"it runs {', '.join(entry.formats)} only")
+        return engine
+    candidates = sorted((e for e in ENGINES if fmt.name in e.formats), key=lambda e: e.priority)
+    for e in candidates:
+        if is_importable(e.import_name):
+            return e.name
+    raise EngineUnavailableError(f"an engine for {fmt.name} files", [],
+                                 "install one of: " + ", ".join(e.import_name for e in candidates))
+
+
+def load(path, engine=None, device="cpu", threads=None) -> Engine:
+    """Open a model file on an engine. Raises instead of substituting another engine or device."""
+    if not os.path.isfile(path):
+        raise ModelFormatError(path, "no such file")
+    name = choose_engine(path, engine)
+    return engine_class(name)(path, device=device, threads=threads)

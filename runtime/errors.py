@@ -1,0 +1,56 @@
+"""Typed errors of the runtime and the format library.
+
+Library code raises these; only the CLI boundary turns them into click errors, so an embedding
+application can catch them by type.
+"""
+
+
+class ToolkitError(Exception):
+    """Base class for every error this project raises on purpose."""
+
+
+class ModelFormatError(ToolkitError):
+    """A model file is corrupt, truncated, hostile or not of the claimed format."""
+
+    def __init__(self, path, problem):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class UnsupportedOpsError(ToolkitError):
+    """A graph holds ops that cannot be executed or converted; lists all of them at once."""
+
+    def __init__(self, ops, what="execute"):
+        # ops: list of (node_name, op_type)
+        self.ops = list(ops)
+        listing = ", ".join(f"{name} ({op})" for name, op in self.ops)
+        kinds = sorted({op for _, op in self.ops})
+        super().__init__(f"cannot {what} {len(self.ops)} node(s) with unsupported op(s) "
+                         f"{', '.join(kinds)}: {listing}")
+
+
+class EngineUnavailableError(ToolkitError):
+    """The requested engine or device is not present. Never replaced by another silently."""
+
+    def __init__(self, requested, available, reason=""):
+        self.requested = requested
+        self.available = list(available)
+        msg = f"{requested} is not available"
+        if reason:
+            msg += f" ({reason})"
+        msg += "; available: " + (", ".join(self.available) if self.available else "none")
+        super().__init__(msg)
+
+
+class ImageError(ToolkitError):
+    """An image cannot be decoded or converted."""
+
+    def __init__(self, source, problem):
+        self.source = str(source)
+        self.problem = problem
+        super().__init__(f"{self.source}: {problem}")
+
+
+class MetadataError(ToolkitError):
+    """Model metadata is missing, malformed, or contradicts the model itself."""

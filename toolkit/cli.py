@@ -1,0 +1,95 @@
+"""The `toolkit` click group.
+
+Sub-commands live one per module in `toolkit/commands/` and are imported only when invoked, so
+`toolkit --help` stays fast and never imports MindSpore. Library errors are typed
+(runtime.errors.ToolkitError); this is the only place they become click errors.
+"""
+import importlib
+import logging
+
+import click
+
+from runtime.errors import ToolkitError
+
+# command name -> "module:attribute"
+COMMANDS = {
+    "make-dataset": "toolkit.commands.make_dataset:make_dataset",
+    "train-head": "toolkit.commands.train_head:train_head",
+    "eval": "toolkit.commands.evaluate:evaluate",
+    "export": "toolkit.commands.export:export",
+    "convert": "toolkit.commands.convert:convert",
+    "inspect": "toolkit.commands.inspect:inspect",
+    "predict": "toolkit.commands.predict:predict",
+    "bench": "toolkit.commands.bench:bench",
+    "bench-train": "toolkit.commands.bench_train:bench_train",
+}
+
+SHORT_HELP = {
+    "make-dataset": "Generate a deterministic ImageFolder dataset.",
+    "train-head": "Train a classifier (head, finetune, incremental, scratch).",
+    "eval": "Top-1, per-class accuracy and confusion matrix of a run.",
+    "export": "Export a run to MINDIR, ONNX or AIR.",
+    "convert": "Convert MINDIR or ONNX to a MindSpore Lite .ms model.",
+    "inspect": "Describe a .ms model.",
+    "predict": "Classify images with any model and engine.",
+    "bench": "Latency table across engines and devices.",
+    "bench-train": "Time head-mode transfer against the ModelZoo recipe.",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name == module:
+                # Listed but not built yet: say so instead of pretending.
+                @click.command(name=name, help=f"{SHORT_HELP[name]} (not available in this build)")
+                def missing():
+                    raise click.ClickException(f"'{name}' is not implemented in this build")
+                return missing
+            raise
+        return getattr(mod, attr)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, SHORT_HELP.get(name, "")) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ToolkitError as e:
+            raise click.ClickException(str(e)) from None
+
+
+@click.group(cls=LazyGroup)
+@click.option("-v", "--verbose", count=True, help="More log output (repeat for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress bars.")
+@click.version_option(package_name="ms-edge-toolkit")
+@click.pass_context
+def main(ctx, verbose, quiet):
+    """Train, convert, run and benchmark image classifiers for MindSpore Lite edge devices."""
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    logging.basicConfig(level=level, format="%(message)s")
+    ctx.ensure_object(dict)
+    ctx.obj["quiet"] = quiet
+    ctx.obj["verbose"] = verbose
+
+
+def progress(iterable=None, length=None, label="", ctx=None):
+    """A click progress bar that is hidden with -q."""
+    ctx = ctx or click.get_current_context(silent=True)
+    quiet = bool(ctx and ctx.find_root().obj and ctx.find_root().obj.get("quiet"))
+    return click.progressbar(iterable, length=length, label=label, hidden=quiet, file=None)
+
+
+if __name__ == "__main__":
+    main()
