@@ -1,0 +1,66 @@
+"""Which devices each engine can really use on this machine, with the reason when it cannot.
+
+Probing imports the engine's framework, so it is done only when asked (never at `import runtime`).
+"""
+import functools
+
+from .engines import is_importable
+
+
+def _ort(device):
+    if not is_importable("onnxruntime"):
+        return False, "onnxruntime is not installed"
+    import onnxruntime as ort
+    providers = ort.get_available_providers()
+    want = {"cpu": "CPUExecutionProvider", "gpu": "CUDAExecutionProvider"}.get(device)
+    if want is None:
+        return False, f"onnxruntime has no {device} support"
+    if want not in providers:
+        return False, f"{want} not in onnxruntime providers {providers}"
+    return True, ""
+
+
+def _mindspore(device):
+    if not is_importable("mindspore"):
+        return False, "mindspore is not installed"
+    if device == "cpu":
+        return True, ""
+    import mindspore as ms
+    target = {"gpu": "GPU", "ascend": "Ascend"}[device]
+    try:
+        ok = ms.hal.is_available(target)
+    except Exception as e:  # the hal probe itself fails on builds without the backend
+        return False, f"MindSpore {target} backend probe failed: {e}"
+    return (True, "") if ok else (False, f"MindSpore reports no {target} backend/device")
+
+
+def _mslite(device):
+    if not is_importable("mindspore_lite"):
+        return False, "mindspore_lite is not installed (it is not on the package index)"
+    # MindSpore Lite accepts GPU/Ascend contexts and silently adds a CPU backup; the engine checks
+    # which device really ran after building, so here only the package is probed.
+    return True, ""
+
+
+def _opencv(device):
+    if device != "cpu":
+        return False, "the OpenCV DNN engine runs on CPU only in this build"
+    return (True, "") if is_importable("cv2") else (False, "opencv is not installed")
+
+
+PROBES = {"onnxruntime": _ort, "ms-engine": _ort, "mindspore": _mindspore,
+          "mslite": _mslite, "opencv": _opencv}
+
+
+@functools.lru_cache(maxsize=None)
+def probe(engine, device):
+    """(available, reason) for running `engine` on `device` here."""
+    fn = PROBES.get(engine)
+    if fn is None:
+        return False, f"unknown engine {engine!r}"
+    return fn(device)
+
+
+def available_devices(engine):
+    from .formats import DEVICES
+    return [d for d in DEVICES if probe(engine, d)[0]]
