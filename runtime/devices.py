@@ -20,6 +20,13 @@ def _ort(device):
     return True, ""
 
 
+def _ms_engine(device):
+    # The .ms engine translates to ONNX (needs onnx) and runs on onnxruntime.
+    if not is_importable("onnx"):
+        return False, "onnx is not installed (the .ms engine builds ONNX graphs)"
+    return _ort(device)
+
+
 def _mindspore(device):
     if not is_importable("mindspore"):
         return False, "mindspore is not installed"
@@ -48,7 +55,7 @@ def _opencv(device):
     return (True, "") if is_importable("cv2") else (False, "opencv is not installed")
 
 
-PROBES = {"onnxruntime": _ort, "ms-engine": _ort, "mindspore": _mindspore,
+PROBES = {"onnxruntime": _ort, "ms-engine": _ms_engine, "mindspore": _mindspore,
           "mslite": _mslite, "opencv": _opencv}
 
 

@@ -38,6 +38,12 @@ class EngineEntry:
     cls: str                        # class name in that module
     import_name: str                # python package whose presence makes it available
     priority: int                   # lower wins in engine="auto" for a format
+    extra_imports: Tuple[str, ...] = ()   # further packages it needs besides import_name
+
+    @property
+    def requires(self) -> Tuple[str, ...]:
+        """Every python package that must be importable for this engine to be available."""
+        return (self.import_name,) + self.extra_imports
 
 
 # Order matters only for display; `priority` decides auto-selection per format.
@@ -51,7 +57,7 @@ ENGINES: Tuple[EngineEntry, ...] = (
     EngineEntry("mindspore", ("mindir",), ("cpu", "gpu", "ascend"),
                 "runtime.engines.mindspore_engine", "MindSporeEngine", "mindspore", 1),
     EngineEntry("ms-engine", ("ms",), ("cpu", "gpu"),
-                "runtime.engines.ms_engine", "MsEngine", "onnxruntime", 1),
+                "runtime.engines.ms_engine", "MsEngine", "onnxruntime", 1, extra_imports=("onnx",)),
 )
 
 ENGINES_BY_NAME = {e.name: e for e in ENGINES}

@@ -18,19 +18,25 @@ def is_importable(package):
         return False
 
 
+def engine_importable(entry):
+    """True when every package the engine needs (entry.requires) can be imported."""
+    return all(is_importable(name) for name in entry.requires)
+
+
 def available_engines(fmt=None):
     """Names of installed engines (optionally those that run format `fmt`)."""
     return [e.name for e in ENGINES
-            if (fmt is None or fmt in e.formats) and is_importable(e.import_name)]
+            if (fmt is None or fmt in e.formats) and engine_importable(e)]
 
 
 def engine_class(name):
     entry = ENGINES_BY_NAME.get(name)
     if entry is None:
         raise EngineUnavailableError(f"engine {name!r}", [e.name for e in ENGINES], "unknown engine")
-    if not is_importable(entry.import_name):
+    if not engine_importable(entry):
+        missing = [n for n in entry.requires if not is_importable(n)]
         raise EngineUnavailableError(f"engine {name!r}", available_engines(),
-                                     f"python package {entry.import_name!r} is not installed")
+                                     f"python package(s) {', '.join(missing)} not installed")
     return getattr(importlib.import_module(entry.module), entry.cls)
 
 
@@ -49,10 +55,10 @@ def choose_engine(path, engine=None):
         return engine
     candidates = sorted((e for e in ENGINES if fmt.name in e.formats), key=lambda e: e.priority)
     for e in candidates:
-        if is_importable(e.import_name):
+        if engine_importable(e):
             return e.name
     raise EngineUnavailableError(f"an engine for {fmt.name} files", [],
-                                 "install one of: " + ", ".join(e.import_name for e in candidates))
+                                 "install one of: " + ", ".join("+".join(e.requires) for e in candidates))
 
 
 def load(path, engine=None, device="cpu", threads=None) -> Engine:

@@ -63,6 +63,8 @@ class MsTensor:
     weight_quant_compress_type: int = 0
     ref_count: int = 0
     offset: int = 0
+    # ExternalData entries as (check_sum, location, offset, length): data kept in a side file.
+    external_data: List[Tuple[str, str, int, int]] = field(default_factory=list)
 
     @property
     def is_const(self):
@@ -93,3 +95,15 @@ class MsModel:
     nodes: List[MsNode] = field(default_factory=list)
     tensors: List[MsTensor] = field(default_factory=list)
     subgraph_name: str = "subgraph_0_main_graph"
+    subgraphs: List["MsSubGraph"] = field(default_factory=list)   # only for multi-subgraph files
+
+
+@dataclass
+class MsSubGraph:
+    """A SubGraph entry. Only kept on MsModel.subgraphs when a file has more than one (control flow);
+    an empty MsModel.subgraphs means the writer's convention: one subgraph listing everything."""
+    name: str = ""
+    inputs: List[int] = field(default_factory=list)
+    outputs: List[int] = field(default_factory=list)
+    nodes: List[int] = field(default_factory=list)
+    tensors: List[int] = field(default_factory=list)

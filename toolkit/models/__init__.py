@@ -11,7 +11,7 @@ from typing import Callable
 @dataclass(frozen=True)
 class ArchEntry:
     name: str
-    builder: str               # "module:function(num_classes, width, dropout) -> BackboneHeadNet"
+    builder: str               # "module:function(num_classes, width, dropout, fused) -> BackboneHeadNet"
     head_prefix: str           # parameter-name prefix of the classifier head
     feature_dim: Callable      # width -> pooled feature size
 
@@ -27,9 +27,11 @@ ARCHS = {
 }
 
 
-def build(arch, num_classes, width=1.0, dropout=0.0):
+def build(arch, num_classes, width=1.0, dropout=0.0, fused=False):
+    """A fresh network; `fused=True` gives the BatchNorm-folded inference variant (see toolkit.fuse)."""
     import importlib
     if arch not in ARCHS:
         raise ValueError(f"unknown arch {arch!r}; known: {', '.join(sorted(ARCHS))}")
     module, fn = ARCHS[arch].builder.split(":")
-    return getattr(importlib.import_module(module), fn)(num_classes, width=width, dropout=dropout)
+    return getattr(importlib.import_module(module), fn)(num_classes, width=width, dropout=dropout,
+                                                        fused=fused)

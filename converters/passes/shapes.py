@@ -1,0 +1,21 @@
+"""Shape annotation, with the `--input-shape` override applied to the graph input."""
+from ..errors import ConversionError
+from ..ir_ops import infer_shapes
+
+
+def annotate_shapes(graph, options=None):
+    override = getattr(options, "input_shape", None) if options else None
+    if override:
+        if len(graph.inputs) != 1:
+            raise ConversionError("--input-shape needs a model with exactly one input")
+        old = graph.shapes[graph.inputs[0]]
+        if len(old) != len(override):
+            raise ConversionError(f"--input-shape {list(override)} has {len(override)} dims; the "
+                                  f"model input {list(old)} has {len(old)}")
+        graph.shapes[graph.inputs[0]] = tuple(override)
+    for name in graph.inputs:
+        shape = graph.shapes.get(name)
+        if shape is None or any(d <= 0 for d in shape):
+            raise ConversionError(f"model input {name!r} has a dynamic or unknown shape "
+                                  f"{list(shape or ())}; give --input-shape")
+    infer_shapes(graph)

@@ -1,0 +1,143 @@
+"""`convert()`: source file -> IR -> passes -> MsModel -> (fp16 | int8 weights) -> verify -> write.
+
+Nothing is written unless everything succeeded (including verification when asked), and then the
+`.ms` and its metadata sidecar are each replaced atomically.
+"""
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+from runtime.errors import MetadataError, ModelFormatError
+from runtime.metadata import ModelMeta, resize_for, sidecar_path
+
+from .errors import ConversionError, VerificationFailed
+from .frontends import load_source
+from .lower import lower
+from .passes import run_pipeline
+from .quantize import DEFAULT_MIN_CHANNELS, DEFAULT_MIN_SIZE, quantize_weights, weights_to_fp16
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ConvertOptions:
+    fp16: bool = False
+    quant: Optional[str] = None               # None or "weight"
+    symmetric: bool = True                    # weight quantization: symmetric (zero point 0)
+    min_quant_weight_size: int = DEFAULT_MIN_SIZE
+    min_quant_weight_channel: int = DEFAULT_MIN_CHANNELS
+    input_shape: Optional[Tuple[int, ...]] = None    # source layout (NCHW for image models)
+    input_format: str = "NHWC"                # layout of the .ms input
+    verify: int = 0                           # number of verification inputs (0: no verification)
+    images: Optional[str] = None              # folder of verification images
+
+    @property
+    def precision(self):
+        return "int8" if self.quant == "weight" else "fp16" if self.fp16 else "fp32"
+
+
+@dataclass
+class ConvertResult:
+    source: str
+    output: str
+    sidecar: str
+    sidecar_origin: str                       # "copied from PATH" or "generated"
+    precision: str
+    seconds: dict = field(default_factory=dict)
+    op_counts: dict = field(default_factory=dict)
+    file_bytes: int = 0
+    parameters: int = 0
+    quantized_tensors: int = 0
+    verify: Optional[object] = None
+
+
+def _check_options(o):
+    if o.quant not in (None, "weight"):
+        raise ConversionError(f"quantization {o.quant!r} is not implemented (only 'weight')")
+    if o.quant and o.fp16:
+        raise ConversionError("--fp16 and --quant weight are exclusive")
+    if o.input_format not in ("NHWC", "NCHW"):
+        raise ConversionError(f"input format {o.input_format!r}: use NHWC or NCHW")
+
+
+def _source_meta(source):
+    path = sidecar_path(source)
+    if os.path.isfile(path):
+        return ModelMeta.load(path), f"copied from {path}"
+    return None, "generated (the source has no metadata sidecar; class names are unknown)"
+
+
+def _meta_for_output(meta, model, options):
+    """The sidecar of the `.ms`: the source's, with the input layout/size of the converted model."""
+    t = model.tensors[model.inputs[0]]
+    dims = tuple(t.dims)
+    hw = (dims[1], dims[2]) if options.input_format == "NHWC" else (dims[2], dims[3])
+    meta = meta or ModelMeta()
+    size = hw[0] if len(dims) == 4 and hw[0] == hw[1] else meta.image_size
+    if size != meta.image_size:
+        meta.resize = resize_for(size)
+    meta.image_size = size
+    meta.layout = options.input_format
+    meta.input_name = t.name
+    try:
+        return ModelMeta.from_dict(dict(meta.__dict__), source="<converted metadata>")
+    except MetadataError as e:
+        raise ConversionError(f"metadata for the converted model is invalid: {e}") from None
+
+
+def parameter_count(graph_consts_before):
+    return sum(int(a.size) for a in graph_consts_before.values() if a.dtype.kind == "f")
+
+
+def convert(source, output, options=None):
+    from runtime.msformat.writer import model_to_bytes
+    from runtime.atomic import atomic_write_bytes
+    options = options or ConvertOptions()
+    _check_options(options)
+    source, output = os.fspath(source), os.fspath(output)
+    if not os.path.isfile(source):
+        raise ModelFormatError(source, "no such file")
+    if not output.endswith(".ms"):
+        raise ConversionError(f"output {output!r} must end in .ms")
+    t0 = time.perf_counter()
+    seconds = {}
+    graph = load_source(source)
+    seconds["parse"] = time.perf_counter() - t0
+    t = time.perf_counter()
+    run_pipeline(graph, options)
+    seconds["passes"] = time.perf_counter() - t
+    t = time.perf_counter()
+    model, weights = lower(graph)
+    params = sum(int(a.size) for name, a in graph.consts.items()
+                 if a.dtype.kind == "f" and name in {model.tensors[i].name for i in range(len(model.tensors))})
+    quantized = 0
+    if options.fp16:
+        quantized = weights_to_fp16(model, weights)
+    elif options.quant == "weight":
+        quantized = quantize_weights(model, weights, options.symmetric, options.min_quant_weight_size,
+                                     options.min_quant_weight_channel).quantized
+    data = model_to_bytes(model)
+    seconds["lower_and_write"] = time.perf_counter() - t
+    meta, origin = _source_meta(source)
+    meta = _meta_for_output(meta, model, options)
+    report = None
+    if options.verify:
+        from .verify import verify_bytes
+        t = time.perf_counter()
+        report = verify_bytes(data, output, source_path=source, source_format=graph.source_format,
+                              meta=meta, precision=options.precision, n=options.verify,
+                              images=options.images, input_layout=options.input_format)
+        seconds["verify"] = time.perf_counter() - t
+        if not report.passed:
+            raise VerificationFailed(report, report.problems)
+    atomic_write_bytes(output, data)
+    side = sidecar_path(output)
+    meta.save(side)
+    seconds["total"] = time.perf_counter() - t0
+    counts = {}
+    for n in model.nodes:
+        counts[n.op_type] = counts.get(n.op_type, 0) + 1
+    return ConvertResult(source, output, side, origin, options.precision, seconds, counts,
+                         len(data), params, quantized, report)

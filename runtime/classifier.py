@@ -1,0 +1,184 @@
+"""Image in, labels out: metadata-driven preprocessing on whichever engine the device has.
+
+    clf = Classifier("model.ms")                 # reads model.json beside it
+    clf.predict("cat.jpg")                       # [("cat", 0.93), ("dog", 0.05), ...]
+    clf.predict(frame, order="BGR")              # arrays state their channel order
+    clf.engine                                   # the raw-tensor engine (runtime.engines.base)
+
+Thread safety: preprocessing runs in the calling thread; the engine call is serialised by a lock
+unless the engine declares `thread_safe = True` (onnxruntime sessions are; OpenCV DNN nets and
+MindSpore cells are not), so one Classifier can be shared by a pool of threads.
+"""
+import os
+import threading
+
+import numpy as np
+
+from .engines import load
+from .errors import MetadataError, ModelFormatError
+from .formats import FORMATS_BY_NAME, FORMATS_BY_SUFFIX
+from .metadata import ModelMeta, sidecar_path
+from .preprocess import LAYOUTS, Preprocessor
+
+RUN_FOLDER_META = "model.json"
+# In a run folder with several exported models, the first present is used (fastest engines first).
+RUN_FOLDER_PREFERENCE = ("onnx", "ms", "mindir")
+MAX_BATCH = 32
+# Engines whose run() may be called concurrently, for engine classes that do not say so themselves
+# (onnxruntime documents InferenceSession.run as thread-safe; the .ms engine runs on it).
+THREAD_SAFE_ENGINES = {"onnxruntime", "ms-engine"}
+
+
+def resolve(path):
+    """(model file, metadata file) for a model file or a run folder."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        meta_path = os.path.join(path, RUN_FOLDER_META)
+        models = {os.path.splitext(f)[1].lower(): os.path.join(path, f)
+                  for f in sorted(os.listdir(path))
+                  if os.path.splitext(f)[0] == "model" and os.path.splitext(f)[1].lower() in FORMATS_BY_SUFFIX}
+        for fmt in RUN_FOLDER_PREFERENCE:
+            suffix = FORMATS_BY_NAME[fmt].suffix
+            if suffix in models:
+                return models[suffix], meta_path
+        raise ModelFormatError(path, "run folder holds no model.onnx, model.ms or model.mindir; "
+                                     "export or convert the run first")
+    return path, sidecar_path(path)
+
+
+def softmax(x):
+    x = x.astype(np.float64)
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _image_layout(spec):
+    """'NCHW'/'NHWC' when the input shape says so unambiguously, else None."""
+    shape = spec.shape
+    if len(shape) != 4:
+        return None
+    if spec.format in LAYOUTS:
+        return spec.format
+    c_first, c_last = shape[1] == 3, shape[3] == 3
+    if c_first != c_last:
+        return "NCHW" if c_first else "NHWC"
+    return None
+
+
+def check_meta(meta, engine, meta_source):
+    """The layout to feed; raises MetadataError naming both files when they disagree."""
+    inputs = engine.inputs()
+    if len(inputs) != 1:
+        raise MetadataError(f"{engine.path} takes {len(inputs)} inputs; an image classifier takes one")
+    spec = inputs[0]
+    problem = None
+    if len(spec.shape) != 4:
+        problem = f"input {spec.name!r} has shape {list(spec.shape)}, not an image batch"
+    else:
+        layout = _image_layout(spec) or meta.layout
+        if layout != meta.layout:
+            problem = f"input {spec.name!r} is {layout} {list(spec.shape)} but metadata says {meta.layout}"
+        else:
+            hw = spec.shape[2:4] if layout == "NCHW" else spec.shape[1:3]
+            ch = spec.shape[1] if layout == "NCHW" else spec.shape[3]
+            if ch not in (None, 3):
+                problem = f"input {spec.name!r} {list(spec.shape)} has {ch} channels, not 3"
+            elif any(d not in (None, meta.image_size) for d in hw):
+                problem = (f"input {spec.name!r} is {list(spec.shape)} but metadata says "
+                           f"image_size {meta.image_size}")
+    outputs = engine.outputs()     # may be empty until the first run (MindSpore Lite)
+    if problem is None and meta.class_names and outputs:
+        out = outputs[0]
+        classes = out.shape[-1] if out.shape else None
+        if out.shape and len(out.shape) == 4:       # (N, C, 1, 1) heads
+            classes = out.shape[1]
+        if classes is not None and classes != meta.num_classes:
+            problem = (f"output {out.name!r} has {classes} classes but metadata lists "
+                       f"{meta.num_classes} class names")
+    if problem:
+        raise MetadataError(f"model {engine.path} contradicts metadata {meta_source}: {problem}")
+    return meta.layout
+
+
+class Classifier:
+    """A model plus its metadata: `predict(image) -> [(label, score), ...]` (top-k)."""
+
+    def __init__(self, path, engine="auto", device="cpu", threads=None, top_k=5, meta=None):
+        self.model_path, meta_path = resolve(path)
+        if meta is None:
+            meta = ModelMeta.load(meta_path)
+        elif isinstance(meta, (str, os.PathLike)):
+            meta_path = os.fspath(meta)
+            meta = ModelMeta.load(meta_path)
+        else:
+            meta_path = "<ModelMeta given by the caller>"
+        self.meta = meta
+        self._meta_source = meta_path
+        self.top_k = int(top_k)
+        self.engine = load(self.model_path, engine=None if engine == "auto" else engine,
+                           device=device, threads=threads)
+        self.layout = check_meta(meta, self.engine, meta_path)
+        self.preprocess = Preprocessor(meta, self.layout)
+        spec = self.engine.inputs()[0]
+        self._input = spec
+        self._batch_dim = spec.shape[0]
+        safe = getattr(self.engine, "thread_safe", None)
+        if safe is None:
+            safe = getattr(self.engine, "name", None) in THREAD_SAFE_ENGINES
+        self._lock = None if safe else threading.Lock()
+
+    @property
+    def device(self):
+        return self.engine.device
+
+    @property
+    def labels(self):
+        return list(self.meta.class_names)
+
+    def label(self, index):
+        names = self.meta.class_names
+        return names[index] if index < len(names) else f"class_{index}"
+
+    def infer(self, batch):
+        """Raw scores (N, classes) for a preprocessed batch; respects fixed batch sizes."""
+        fixed = self._batch_dim
+        step = fixed if fixed else MAX_BATCH
+        outs = []
+        for i in range(0, len(batch), step):
+            chunk = batch[i:i + step]
+            if self._lock is None:
+                result = self.engine.run({self._input.name: chunk})
+            else:
+                with self._lock:
+                    result = self.engine.run({self._input.name: chunk})
+            out = np.asarray(next(iter(result.values()))).reshape(len(chunk), -1)
+            if self.meta.class_names and out.shape[1] != self.meta.num_classes:
+                raise MetadataError(f"model {self.model_path} gives {out.shape[1]} scores but its "
+                                    f"metadata {self._meta_source} lists {self.meta.num_classes} "
+                                    "class names")
+            outs.append(out)
+        return np.concatenate(outs)
+
+    def probabilities(self, batch):
+        scores = self.infer(batch)
+        return scores.astype(np.float64) if self.meta.softmax else softmax(scores)
+
+    def top(self, probs, k=None):
+        k = min(k or self.top_k, probs.shape[-1])
+        order = np.argsort(-probs, kind="stable")[:k]
+        return [(self.label(int(i)), float(probs[i])) for i in order]
+
+    def predict(self, image, order=None, top_k=None):
+        return self.predict_batch([image], order, top_k)[0]
+
+    def predict_batch(self, images, order=None, top_k=None):
+        results = []
+        step = self._batch_dim or MAX_BATCH
+        for i in range(0, len(images), step):
+            batch = self.preprocess.batch(images[i:i + step], order)
+            results.extend(self.top(p, top_k) for p in self.probabilities(batch))
+        return results
+
+    def __repr__(self):
+        return (f"<Classifier {self.model_path} on {type(self.engine).__name__}/{self.device}, "
+                f"{self.meta.num_classes} classes, {self.layout}>")

@@ -1,0 +1,98 @@
+"""MINDIR through MindSpore itself (`mindspore.load` + `nn.GraphCell`): the reference engine.
+
+Slow on CPU compared with onnxruntime (see shared/docs/platform-facts.md) but exact: it runs the
+graph MindSpore exported, with zero difference from the network. MindSpore is imported only when
+this engine is constructed. The device is process-wide in MindSpore, so asking for a device that is
+absent, or different from the one this process already uses, raises instead of running elsewhere.
+"""
+from ..devices import available_devices, probe
+from ..errors import EngineUnavailableError, ModelFormatError, ToolkitError
+from .base import Engine, TensorSpec, check_device
+
+SUPPORTED = ("cpu", "gpu", "ascend")
+MS_TARGETS = {"cpu": "CPU", "gpu": "GPU", "ascend": "Ascend"}
+# mind_ir.proto TensorProto.DataType -> numpy dtype name
+MINDIR_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32",
+                 7: "int64", 9: "bool", 10: "float16", 11: "float64"}
+
+
+def mindir_io(path):
+    """(inputs, outputs) TensorSpecs read from the MINDIR protobuf with MindSpore's own module."""
+    from mindspore.train import mind_ir_pb2
+    proto = mind_ir_pb2.ModelProto()
+    try:
+        with open(path, "rb") as f:
+            proto.ParseFromString(f.read())
+    except Exception as e:  # protobuf raises DecodeError and others on corrupt input
+        raise ModelFormatError(path, f"not a valid MINDIR file: {e}") from None
+    if not proto.HasField("graph"):
+        raise ModelFormatError(path, "MINDIR file has no graph")
+
+    def spec(v):
+        t = v.tensor[0] if len(v.tensor) else None
+        shape = tuple(int(d) if d > 0 else None for d in t.dims) if t is not None else ()
+        dtype = MINDIR_DTYPES.get(t.data_type, "float32") if t is not None else "float32"
+        return TensorSpec(v.name, shape, dtype, "")
+    return [spec(v) for v in proto.graph.input], [spec(v) for v in proto.graph.output]
+
+
+class MindSporeEngine(Engine):
+    name = "mindspore"
+    thread_safe = False
+
+    def __init__(self, path, device="cpu", threads=None):
+        super().__init__(path, device, threads)
+        if device in SUPPORTED and not probe(self.name, device)[0]:
+            raise EngineUnavailableError(f"device {device!r} for engine {self.name}",
+                                         available_devices(self.name), probe(self.name, device)[1])
+        check_device(self.name, device, SUPPORTED, available_devices(self.name))
+        import mindspore as ms
+        self._ms = ms
+        self._select_device(device)
+        if threads:
+            self._set_threads(int(threads))
+        self._inputs, self._outputs = mindir_io(self.path)
+        try:
+            graph = ms.load(self.path)
+            self.cell = ms.nn.GraphCell(graph)
+        except Exception as e:  # MindSpore raises RuntimeError/ValueError with long C++ traces
+            raise ModelFormatError(path, f"MindSpore cannot load it: {str(e).strip().splitlines()[0]}") from None
+
+    def _select_device(self, device):
+        ms = self._ms
+        target = MS_TARGETS[device]
+        current = ms.get_context("device_target")
+        ms.set_context(mode=ms.GRAPH_MODE)
+        if current != target:
+            try:
+                ms.set_device(target)
+            except Exception as e:
+                raise EngineUnavailableError(
+                    f"device {device!r} for engine {self.name}", [current.lower()],
+                    f"this process already runs MindSpore on {current}: {e}") from None
+            if ms.get_context("device_target") != target:
+                raise EngineUnavailableError(f"device {device!r} for engine {self.name}",
+                                             [ms.get_context("device_target").lower()],
+                                             "MindSpore kept its previous device")
+
+    def _set_threads(self, threads):
+        try:
+            self._ms.device_context.cpu.op_tuning.threads_num(threads)
+        except Exception as e:  # it may only be set once per process
+            raise ToolkitError(f"MindSpore cannot use {threads} threads in this process: {e}") from None
+
+    def inputs(self):
+        return list(self._inputs)
+
+    def outputs(self):
+        return list(self._outputs)
+
+    def run(self, feed):
+        feed = self._normalize_feed(feed)
+        args = [self._ms.Tensor(feed[s.name]) for s in self._inputs]
+        try:
+            out = self.cell(*args)
+        except Exception as e:
+            raise ToolkitError(f"{self.path}: MindSpore failed: {str(e).strip().splitlines()[0]}") from None
+        outs = out if isinstance(out, (tuple, list)) else (out,)
+        return {spec.name: o.asnumpy() for spec, o in zip(self._outputs, outs)}

@@ -1,0 +1,246 @@
+"""Handlers for the network ops: convolutions, pools, dense layers and activations.
+
+Conventions of the `.ms` format (ms-format.md): NHWC activations; conv weights [out, kh, kw, in/g]
+(deconv weights [in, kh, kw, out/g]); pad_list [top, bottom, left, right]; PadMode PAD 0 / SAME 1 /
+VALID 2; RoundMode FLOOR 0 / CEIL 1.
+"""
+import math
+
+import numpy as np
+
+from .schema import ACT
+from .to_onnx import TO_NCHW, NotTranslatable, handler
+
+
+
+def _act_unit(ctx, x, act, attrs=None):
+    """Apply a fused/explicit activation of ActivationType code `act` to ONNX value `x`."""
+    attrs = attrs or {}
+    fn = ACTIVATIONS.get(act)
+    if fn is None:
+        raise NotTranslatable(f"activation type {act} is not supported")
+    return fn(ctx, x, attrs)
+
+
+def _clip(lo, hi):
+    def fn(ctx, x, attrs):
+        return ctx.add("Clip", [x, ctx.init(np.float32(lo), "lo"), ctx.init(np.float32(hi), "hi")])
+    return fn
+
+
+def _gelu(ctx, x, attrs):
+    if attrs.get("approximate"):
+        # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+        cube = ctx.add("Mul", [ctx.add("Mul", [x, x]), x])
+        inner = ctx.add("Add", [x, ctx.add("Mul", [cube, ctx.init(np.float32(0.044715))])])
+        t = ctx.add("Tanh", [ctx.add("Mul", [inner, ctx.init(np.float32(math.sqrt(2 / math.pi)))])])
+    else:
+        t = ctx.add("Erf", [ctx.add("Mul", [x, ctx.init(np.float32(1 / math.sqrt(2)))])])
+    half = ctx.add("Mul", [x, ctx.init(np.float32(0.5))])
+    return ctx.add("Mul", [half, ctx.add("Add", [t, ctx.init(np.float32(1.0))])])
+
+
+def _hard_tanh(ctx, x, attrs):
+    lo, hi = attrs.get("min_val", -1.0), attrs.get("max_val", 1.0)
+    if lo == 0 and hi == 0:
+        lo, hi = -1.0, 1.0
+    return _clip(lo, hi)(ctx, x, attrs)
+
+
+ACTIVATIONS = {
+    ACT["NO_ACTIVATION"]: lambda ctx, x, a: x,
+    ACT["LINEAR"]: lambda ctx, x, a: x,
+    ACT["RELU"]: lambda ctx, x, a: ctx.add("Relu", [x]),
+    ACT["RELU6"]: _clip(0.0, 6.0),
+    ACT["RELU1"]: _clip(0.0, 1.0),
+    ACT["SIGMOID"]: lambda ctx, x, a: ctx.add("Sigmoid", [x]),
+    ACT["TANH"]: lambda ctx, x, a: ctx.add("Tanh", [x]),
+    ACT["LEAKY_RELU"]: lambda ctx, x, a: ctx.add("LeakyRelu", [x], alpha=float(a.get("alpha", 0.01))),
+    ACT["ELU"]: lambda ctx, x, a: ctx.add("Elu", [x], alpha=float(a.get("alpha") or 1.0)),
+    ACT["SELU"]: lambda ctx, x, a: ctx.add("Selu", [x]),
+    ACT["ABS"]: lambda ctx, x, a: ctx.add("Abs", [x]),
+    ACT["SOFTSIGN"]: lambda ctx, x, a: ctx.add("Softsign", [x]),
+    ACT["SOFTPLUS"]: lambda ctx, x, a: ctx.add("Softplus", [x]),
+    ACT["SIGN"]: lambda ctx, x, a: ctx.add("Sign", [x]),
+    ACT["HSWISH"]: lambda ctx, x, a: ctx.add("HardSwish", [x]),
+    ACT["HSIGMOID"]: lambda ctx, x, a: ctx.add("HardSigmoid", [x], alpha=1 / 6, beta=0.5),
+    ACT["SWISH"]: lambda ctx, x, a: ctx.add("Mul", [x, ctx.add("Sigmoid", [x])]),
+    ACT["HARD_TANH"]: _hard_tanh,
+    ACT["GELU"]: _gelu,
+    ACT["FAST_GELU"]: lambda ctx, x, a: _gelu(ctx, x, {"approximate": True}),
+}
+
+
+def fused(ctx, node, name, layout, i=0):
+    """Set the node's output i to `name` after its fused `activation_type`."""
+    ctx.output(_act_unit(ctx, name, node.attrs.get("activation_type", 0)), layout, i)
+
+
+@handler("Activation")
+def activation(ctx, node):
+    layout = ctx.layout_for([0])
+    ctx.output(_act_unit(ctx, ctx.input(0, layout), node.attrs["activation_type"], node.attrs), layout)
+
+
+def _weight_oihw(ctx, node):
+    """Conv weight as ONNX expects it ([O, I/g, kh, kw]; deconv [I, O/g, kh, kw]).
+
+    `.ms` weights are [O, kh, kw, I/g] whatever their format label (KHWC up to 1.3, NHWC later);
+    only an explicit KCHW label or a shape that fits nothing else means [O, I/g, kh, kw].
+    """
+    kernel = tuple(int(k) for k in (node.attrs.get("kernel_size") or ()))
+    fmt = ctx.tensor(ctx.in_idx(1)).format
+    w = ctx.const(1)
+    if w is None:
+        name = ctx.input(1)
+        return name if fmt == 5 else ctx.add("Transpose", [name], perm=list(TO_NCHW))
+    if w.ndim != 4:
+        raise NotTranslatable(f"weight of rank {w.ndim}")
+    fits_khwc, fits_kchw = w.shape[1:3] == kernel, w.shape[2:4] == kernel
+    if len(kernel) != 2:
+        fits_khwc, fits_kchw = fmt != 5, fmt == 5
+    if not (fits_khwc or fits_kchw):
+        raise NotTranslatable(f"weight dims {w.shape} do not match kernel_size {kernel}")
+    khwc = fits_khwc and not (fits_kchw and fmt == 5)
+    return ctx.init(w.transpose(TO_NCHW) if khwc else w, "w")
+
+
+def _conv_pads(attrs, in_hw=None, kernel=None, stride=None, dilation=None):
+    """ONNX padding attributes. SAME is made explicit (Lite puts the odd pixel at the end) when
+    the input size is known, since onnxruntime refuses auto_pad together with dilation."""
+    mode = attrs.get("pad_mode", 0)
+    if mode == 1:
+        if not in_hw or any(d is None or d <= 0 for d in in_hw):
+            return {"auto_pad": "SAME_UPPER"}
+        pads = []
+        for size, k, s, d in zip(in_hw, kernel, stride, dilation):
+            out = -(-size // s)
+            total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
+            pads.append((total // 2, total - total // 2))
+        return {"pads": [pads[0][0], pads[1][0], pads[0][1], pads[1][1]]}
+    if mode == 2:
+        return {"auto_pad": "VALID"}
+    pads = list(attrs.get("pad_list") or ()) or list(attrs.get("pad") or ()) or [0, 0, 0, 0]
+    if len(pads) != 4:
+        raise NotTranslatable(f"pad_list {pads} is not [top, bottom, left, right]")
+    top, bottom, left, right = (int(p) for p in pads)
+    return {"pads": [top, left, bottom, right]}
+
+
+def _in_hw(ctx, layout):
+    dims = ctx.dims(ctx.in_idx(0))
+    if len(dims) != 4:
+        return None
+    return dims[1:3] if layout == "nchw" else dims[2:4]
+
+
+def _spatial(attrs, key, default=(1, 1)):
+    values = tuple(int(v) for v in (attrs.get(key) or default))
+    if len(values) == 4:     # some converters write [1, h, w, 1]
+        values = values[1:3]
+    if len(values) != 2:
+        raise NotTranslatable(f"{key} {values} is not [h, w]")
+    return list(values)
+
+
+def _image_layout(ctx, node):
+    """Lite kernels are NHWC; only an op and an input both labelled NCHW run channel-first."""
+    nchw = node.attrs.get("format", 0) == 0 and ctx.tensor(ctx.in_idx(0)).format == 0
+    return "logical" if nchw else "nchw"
+
+
+@handler("Conv2DFusion")
+def conv2d(ctx, node):
+    a = node.attrs
+    layout = _image_layout(ctx, node)
+    inputs = [ctx.input(0, layout), _weight_oihw(ctx, node)]
+    if ctx.n_inputs() > 2:
+        inputs.append(ctx.input(2))
+    k, s, d = _spatial(a, "kernel_size"), _spatial(a, "stride"), _spatial(a, "dilation")
+    y = ctx.add("Conv", inputs, kernel_shape=k, strides=s, dilations=d,
+                group=max(int(a.get("group", 1)), 1), **_conv_pads(a, _in_hw(ctx, layout), k, s, d))
+    fused(ctx, node, y, layout)
+
+
+@handler("Conv2dTransposeFusion")
+def conv2d_transpose(ctx, node):
+    a = node.attrs
+    layout = _image_layout(ctx, node)
+    inputs = [ctx.input(0, layout), _weight_oihw(ctx, node)]
+    if ctx.n_inputs() > 2:
+        inputs.append(ctx.input(2))
+    extra = _conv_pads(a)
+    out_pad = [int(v) for v in (a.get("output_paddings") or ())]
+    if any(out_pad):
+        extra["output_padding"] = out_pad[-2:]
+    y = ctx.add("ConvTranspose", inputs, kernel_shape=_spatial(a, "kernel_size"),
+                strides=_spatial(a, "stride"), dilations=_spatial(a, "dilation"),
+                group=max(int(a.get("group", 1)), 1), **extra)
+    fused(ctx, node, y, layout)
+
+
+def _pool(onnx_op, global_op):
+    def translate(ctx, node):
+        a = node.attrs
+        layout = _image_layout(ctx, node)
+        x = ctx.input(0, layout)
+        if a.get("global"):
+            y = ctx.add(global_op, [x])
+        else:
+            k, s = _spatial(a, "kernel_size"), _spatial(a, "strides")
+            pads = _conv_pads({"pad_mode": a.get("pad_mode", 0), "pad_list": a.get("pad")},
+                              _in_hw(ctx, layout), k, s, (1, 1))
+            extra = {"count_include_pad": 0} if onnx_op == "AveragePool" else {}
+            y = ctx.add(onnx_op, [x], kernel_shape=k, strides=s,
+                        ceil_mode=int(a.get("round_mode", 0) == 1), **pads, **extra)
+        fused(ctx, node, y, layout)
+    return translate
+
+
+handler("MaxPoolFusion")(_pool("MaxPool", "GlobalMaxPool"))
+handler("AvgPoolFusion")(_pool("AveragePool", "GlobalAveragePool"))
+
+
+@handler("FullConnection")
+def full_connection(ctx, node):
+    a = node.attrs
+    w = ctx.const(1)
+    k = w.shape[1] if w is not None and w.ndim == 2 else None
+    dims = ctx.dims(ctx.in_idx(0))
+    x = ctx.input(0)
+    lead = None
+    if a.get("use_axis"):
+        axis = int(a.get("axis", 1))
+        axis = axis + len(dims) if axis < 0 else axis
+        x = ctx.add("Flatten", [x], axis=axis)
+        lead = list(dims[:axis]) if dims and all(d > 0 for d in dims[:axis]) else None
+    else:
+        x = ctx.add("Reshape", [x, ctx.ints([-1, k if k else dims[-1]])])
+    inputs = [x, ctx.input(1)]
+    if ctx.n_inputs() > 2 and (a.get("has_bias") or ctx.n_inputs() > 2):
+        inputs.append(ctx.input(2))
+    y = ctx.add("Gemm", inputs, transB=1)
+    if lead is not None and len(lead) != 1:
+        y = ctx.add("Reshape", [y, ctx.ints(lead + [-1])])
+    fused(ctx, node, y, "logical")
+
+
+@handler("MatMulFusion")
+def matmul(ctx, node):
+    a = node.attrs
+    ta, tb = bool(a.get("transpose_a")), bool(a.get("transpose_b"))
+    ra, rb = ctx.rank(ctx.in_idx(0)), ctx.rank(ctx.in_idx(1))
+    has_bias = ctx.n_inputs() > 2
+    if ra == 2 and rb == 2:
+        inputs = [ctx.input(0), ctx.input(1)] + ([ctx.input(2)] if has_bias else [])
+        y = ctx.add("Gemm", inputs, transA=int(ta), transB=int(tb))
+    else:
+        xa, xb = ctx.input(0), ctx.input(1)
+        if ta:
+            xa = ctx.add("Transpose", [xa], perm=list(range(ra - 2)) + [ra - 1, ra - 2])
+        if tb:
+            xb = ctx.add("Transpose", [xb], perm=list(range(rb - 2)) + [rb - 1, rb - 2])
+        y = ctx.add("MatMul", [xa, xb])
+        if has_bias:
+            y = ctx.add("Add", [y, ctx.input(2)])
+    fused(ctx, node, y, "logical")

@@ -1,0 +1,79 @@
+"""The runtime suite's additions: physical limit per row, goal ratios, paired interleaved timing."""
+import pytest
+
+from toolkit.bench.paired import interleaved_samples
+from toolkit.bench.suite import add_limits, goal_ratios, paired_specs
+
+
+def row(model, engine, p50, batch=1, threads=1, api="engine", device="cpu"):
+    label = f"{model} {engine}{'+classifier' if api == 'classifier' else ''} {device} b{batch} t{threads}"
+    return {"model": model, "engine": engine, "api": api, "device": device, "device_requested": device,
+            "batch": batch, "threads": threads, "status": "ok", "p50_ms": p50, "min_ms": p50 and p50 * 0.9,
+            "label": label}
+
+
+ROWS = [row("m.mindir", "mindspore", 190.0), row("m.onnx", "onnxruntime", 4.0),
+        row("m.onnx", "opencv", 9.0), row("m_fp32.ms", "ms-engine", 4.2), row("m_int8.ms", "ms-engine", 5.0),
+        row("m_fp32.ms", "ms-engine", 4.1, api="classifier"), row("m.onnx", "onnxruntime", 4.3, api="classifier"),
+        row("m.onnx", "onnxruntime", 20.0, batch=8),
+        dict(row("m.onnx", "onnxruntime", None, device="gpu"), status="unavailable")]
+
+
+def by_name(ratios, name, batch=1, method="rows"):
+    [r] = [r for r in ratios if r.name == name and r.batch == batch and r.method == method]
+    return r
+
+
+def test_limit_is_flops_times_batch_over_the_peak_of_the_same_thread_count():
+    rows = [row("m.onnx", "onnxruntime", 40.0, batch=8), row("m.onnx", "onnxruntime", 8.0, threads=2),
+            dict(row("m.onnx", "onnxruntime", None, device="gpu"), status="unavailable")]
+    add_limits(rows, 6e8, {1: {"flops_per_s": 1.2e11}, 2: {"flops_per_s": 2.4e11}})
+    assert rows[0]["limit_ms"] == pytest.approx(40.0) and rows[0]["limit_fraction"] == pytest.approx(1.0)
+    assert rows[1]["limit_ms"] == pytest.approx(2.5) and rows[1]["limit_fraction"] == pytest.approx(2.5 / 8)
+    assert "limit_ms" not in rows[2]
+
+
+def test_goal_ratios_from_rows_of_the_same_batch_and_threads():
+    ratios = goal_ratios(ROWS)
+    ms = by_name(ratios, ".ms engine (fp32) / onnxruntime")
+    assert ms.value == pytest.approx(1.05) and ms.passed and ms.goal == "<= 1.10x"
+    assert by_name(ratios, ".ms engine (int8) / onnxruntime").passed is None       # information only
+    clf = by_name(ratios, "Classifier / raw ms-engine")
+    assert clf.value == pytest.approx(4.1 / 4.2) and clf.passed
+    assert by_name(ratios, "Classifier / raw onnxruntime").value == pytest.approx(1.075)
+    assert by_name(ratios, "Classifier / raw onnxruntime").passed is False
+    g = by_name(ratios, "MindSpore GraphCell / fastest CPU path")
+    assert g.value == pytest.approx(47.5) and g.passed and g.numerator.startswith("m.onnx onnxruntime cpu")
+    assert not [r for r in ratios if r.batch == 8 and "GraphCell" in r.name]        # batch 1 only
+
+
+def test_paired_results_carry_the_goal_and_serial_ones_become_information():
+    paired = [(".ms engine (fp32) / onnxruntime", {"a": "x", "b": "y", "batch": 1, "threads": 1,
+                                                   "ratio_p50": 1.2, "ratio_min": 1.1})]
+    ratios = goal_ratios(ROWS, paired)
+    assert by_name(ratios, ".ms engine (fp32) / onnxruntime").passed is None
+    p = by_name(ratios, ".ms engine (fp32) / onnxruntime", method="paired")
+    assert (p.value, p.value_min, p.passed) == (1.2, 1.1, False)
+
+
+def test_paired_specs_name_the_comparisons_to_run():
+    names = [(n, a.api, a.model, b.api, b.model) for n, a, b in paired_specs(ROWS)]
+    assert (".ms engine (fp32) / onnxruntime", "engine", "m_fp32.ms", "engine", "m.onnx") in names
+    assert ("Classifier / raw ms-engine", "classifier", "m_fp32.ms", "engine", "m_fp32.ms") in names
+    assert ("Classifier / raw onnxruntime", "classifier", "m.onnx", "engine", "m.onnx") in names
+
+
+def test_interleaved_blocks_alternate_and_drop_the_switch_over_call():
+    now = [0.0]
+    log = []
+
+    def make(name, dt):
+        def fn():
+            log.append(name)
+            now[0] += dt
+        return fn
+    s = interleaved_samples({"a": make("a", 0.01), "b": make("b", 0.03)}, min_time=0.1,
+                            clock=lambda: now[0], block=3, min_blocks=2)
+    assert "".join(log[:16]) == "aaaabbbbbbbbaaaa"          # A B | B A: 1 dropped + 3 timed per block
+    assert all(x == pytest.approx(0.01) for x in s["a"]) and all(x == pytest.approx(0.03) for x in s["b"])
+    assert sum(s["a"]) >= 0.1 and len(s["a"]) == len(s["b"]) and len(s["a"]) % 3 == 0

@@ -1,0 +1,104 @@
+"""Both front ends (MINDIR via mind_ir_pb2, ONNX opset >= 11) and the bad inputs they must refuse."""
+import os
+
+import numpy as np
+import pytest
+
+from converters import ConvertOptions, convert
+from converters.frontends import load_source
+from runtime.errors import ModelFormatError, UnsupportedOpsError
+from tiny_models import tiny  # noqa: F401  (session fixture: MobileNetV2 0.35 / 32 px, MINDIR + ONNX)
+
+onnx = pytest.importorskip("onnx")
+
+
+@pytest.mark.parametrize("fmt", ["mindir", "onnx"])
+def test_front_end_parses_mobilenet_into_the_canonical_ir(tiny, fmt):  # noqa: F811
+    g = load_source(getattr(tiny, fmt))
+    counts = g.op_counts()
+    assert counts["Conv2D"] == 52 and counts["BatchNorm"] == 52 and counts["Add"] == 10
+    assert counts["Activation"] == 35 and counts["ReduceMean"] == 1 and counts["MatMul"] == 1
+    assert g.shapes[g.inputs[0]] == tiny.x.shape
+    assert len(g.outputs) == 1
+
+
+@pytest.mark.parametrize("fmt", ["mindir", "onnx"])
+def test_converted_model_reproduces_the_source_to_1e4_of_its_range(tiny, fmt, tmp_path):  # noqa: F811
+    out = tmp_path / "m.ms"
+    r = convert(getattr(tiny, fmt), out, ConvertOptions(verify=2))
+    assert r.verify.passed and r.verify.max_abs_diff <= 1e-4 * r.verify.output_range
+    import runtime
+    eng = runtime.load(str(out), engine="ms-engine")
+    y = next(iter(eng.run([tiny.x.transpose(0, 2, 3, 1)]).values()))
+    np.testing.assert_allclose(y, tiny.y, atol=1e-4 * float(np.ptp(tiny.y)))
+
+
+def _onnx_model(nodes, opset=13):
+    from onnx import TensorProto, helper
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])
+    y = helper.make_tensor_value_info(nodes[-1].output[0], TensorProto.FLOAT, None)
+    g = helper.make_graph(nodes, "g", [x], [y])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def test_unsupported_onnx_ops_are_all_listed_with_node_names_and_nothing_is_written(tmp_path):
+    from onnx import helper
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="ok_relu"),
+             helper.make_node("Erf", ["a"], ["b"], name="erf_1"),
+             helper.make_node("HardSwish", ["b"], ["c"], name="hswish_2")]
+    src = tmp_path / "bad.onnx"
+    onnx.save(_onnx_model(nodes, opset=14), str(src))
+    out = tmp_path / "bad.ms"
+    with pytest.raises(UnsupportedOpsError) as e:
+        convert(src, out)
+    assert e.value.ops == [("erf_1", "Erf"), ("hswish_2", "HardSwish")]
+    assert "erf_1 (Erf)" in str(e.value) and "hswish_2 (HardSwish)" in str(e.value)
+    assert not out.exists() and not (tmp_path / "bad.json").exists()
+
+
+def test_unsupported_mindir_ops_are_all_listed(tmp_path):
+    ms = pytest.importorskip("mindspore")
+    from mindspore import nn, ops
+
+    class Odd(nn.Cell):
+        def construct(self, x):
+            return ops.erf(ops.sin(x)) + 1.0
+
+    ms.set_context(mode=ms.GRAPH_MODE)
+    ms.export(Odd(), ms.Tensor(np.zeros((1, 3, 4, 4), np.float32)), file_name=str(tmp_path / "odd"),
+              file_format="MINDIR")
+    with pytest.raises(UnsupportedOpsError) as e:
+        convert(tmp_path / "odd.mindir", tmp_path / "odd.ms")
+    kinds = sorted(op for _, op in e.value.ops)
+    assert kinds == ["Erf", "Sin"] and all(name for name, _ in e.value.ops)
+    assert not (tmp_path / "odd.ms").exists()
+
+
+def test_onnx_opset_below_11_is_refused(tmp_path):
+    from onnx import helper
+    src = tmp_path / "old.onnx"
+    onnx.save(_onnx_model([helper.make_node("Relu", ["x"], ["y"])], opset=9), str(src))
+    with pytest.raises(Exception, match="opset 9"):
+        convert(src, tmp_path / "old.ms")
+
+
+@pytest.mark.parametrize("fmt", ["mindir", "onnx"])
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+def test_corrupt_model_file_gives_a_clear_error_naming_it(tiny, tmp_path, fmt, damage):  # noqa: F811
+    data = open(getattr(tiny, fmt), "rb").read()
+    bad = {"truncated": data[:len(data) // 2], "garbage": os.urandom(2048), "empty": b""}[damage]
+    src = tmp_path / f"broken.{fmt}"
+    src.write_bytes(bad)
+    out = tmp_path / "broken.ms"
+    out.write_bytes(b"previous model")
+    with pytest.raises(ModelFormatError) as e:
+        convert(src, out)
+    assert str(src) in str(e.value)
+    assert out.read_bytes() == b"previous model"          # the old output is untouched
+
+
+def test_unknown_source_suffix_is_refused(tmp_path):
+    src = tmp_path / "model.pb"
+    src.write_bytes(b"x")
+    with pytest.raises(ModelFormatError, match="cannot convert this file type"):
+        convert(src, tmp_path / "m.ms")

@@ -1,0 +1,150 @@
+"""`toolkit convert` options, through the CLI: precision, quantization, shapes, layouts, sidecar,
+atomic replacement and the bad option combinations."""
+import json
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from runtime.metadata import ModelMeta
+from runtime.msformat.model import QUANT_WEIGHT, TYPE_FLOAT16, TYPE_FLOAT32, TYPE_INT8
+from runtime.msformat.reader import read_ms
+from tiny_models import tiny  # noqa: F401
+from toolkit.cli import main
+
+pytest.importorskip("onnx")
+
+
+def run(*args):
+    return CliRunner().invoke(main, ["convert", *map(str, args)], catch_exceptions=False)
+
+
+def weights(model):
+    """(node, weight tensor) of every conv/matmul."""
+    return [(n, model.tensors[n.inputs[1]]) for n in model.nodes
+            if n.op_type in ("Conv2DFusion", "MatMulFusion")]
+
+
+@pytest.fixture(scope="module")
+def fp32(tiny, tmp_path_factory):  # noqa: F811
+    out = tmp_path_factory.mktemp("fp32") / "m.ms"
+    r = run(tiny.onnx, "-o", out)
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_default_is_fp32_with_nhwc_input_and_copied_metadata(tiny, fp32):  # noqa: F811
+    m = read_ms(fp32)
+    assert all(t.data_type == TYPE_FLOAT32 for _, t in weights(m))
+    size = tiny.x.shape[2]
+    assert tuple(m.tensors[m.inputs[0]].dims) == (1, size, size, 3)
+    meta = ModelMeta.load(str(fp32)[:-3] + ".json")
+    assert meta.class_names == tiny.meta.class_names and meta.layout == "NHWC"
+    assert meta.input_name == m.tensors[m.inputs[0]].name
+
+
+def test_fp16_stores_weights_as_float16_at_about_half_the_size(tiny, fp32, tmp_path):  # noqa: F811
+    out = tmp_path / "h.ms"
+    r = run(tiny.onnx, "-o", out, "--fp16")
+    assert r.exit_code == 0, r.output
+    m = read_ms(out)
+    assert all(t.data_type == TYPE_FLOAT16 for _, t in weights(m))
+    ratio = os.path.getsize(out) / os.path.getsize(fp32)
+    assert 0.45 < ratio < 0.6
+
+
+@pytest.mark.parametrize("mode", ["symmetric", "asymmetric"])
+def test_weight_quant_is_8bit_per_channel_and_dequantizes_close(tiny, fp32, tmp_path, mode):  # noqa: F811
+    out = tmp_path / "q.ms"
+    r = run(tiny.onnx, "-o", out, "--quant", "weight", "--quant-mode", mode)
+    assert r.exit_code == 0, r.output
+    ref = {t.name: np.frombuffer(t.data, "<f4").reshape(t.dims) for _, t in weights(read_ms(fp32))}
+    quantized = 0
+    for node, t in weights(read_ms(out)):
+        if t.data_type != TYPE_INT8:
+            assert t.dims[0] < 16 and node.quant_type != QUANT_WEIGHT    # kept float: few channels
+            continue
+        quantized += 1
+        assert node.quant_type == QUANT_WEIGHT and len(t.quant_params) == t.dims[0]
+        q = np.frombuffer(t.data, np.int8).reshape(t.dims).astype(np.float64)
+        scale = np.array([p.scale for p in t.quant_params]).reshape((-1,) + (1,) * (q.ndim - 1))
+        zp = np.array([p.zero_point for p in t.quant_params]).reshape(scale.shape)
+        if mode == "symmetric":
+            assert not zp.any() and q.min() >= -127
+        w = ref[t.name]
+        assert np.abs((q - zp) * scale - w).max() <= scale.max() * 0.5 + 1e-7   # half a step
+    assert quantized > 40
+    # int8 weights plus one QuantParam per output channel (this tiny model has few weights per channel)
+    assert os.path.getsize(out) < 0.45 * os.path.getsize(fp32)
+
+
+def test_weight_quant_min_size_and_channel_keep_small_tensors_float(tiny, tmp_path):  # noqa: F811
+    out = tmp_path / "q.ms"
+    r = run(tiny.onnx, "-o", out, "--quant", "weight", "--min-quant-weight-size", "5000",
+            "--min-quant-weight-channel", "20")
+    assert r.exit_code == 0, r.output
+    for node, t in weights(read_ms(out)):
+        big = int(np.prod(t.dims)) >= 5000 and t.dims[0] >= 20
+        assert (t.data_type == TYPE_INT8) == big
+
+
+def test_input_shape_and_nchw_input_format(tiny, tmp_path):  # noqa: F811
+    out = tmp_path / "s.ms"
+    r = run(tiny.onnx, "-o", out, "--input-shape", "2,3,48,48", "--input-format", "NCHW")
+    assert r.exit_code == 0, r.output
+    m = read_ms(out)
+    assert tuple(m.tensors[m.inputs[0]].dims) == (2, 3, 48, 48)
+    assert tuple(m.tensors[m.outputs[0]].dims) == (2, len(tiny.meta.class_names))
+    meta = json.load(open(str(out)[:-3] + ".json"))
+    assert meta["layout"] == "NCHW" and meta["image_size"] == 48
+
+
+def test_input_format_nchw_verifies_on_the_source_shape(tiny, tmp_path):  # noqa: F811
+    r = run(tiny.onnx, "-o", tmp_path / "n.ms", "--input-format", "NCHW", "--verify", "2")
+    assert r.exit_code == 0, r.output
+    assert "PASS" in r.output
+
+
+def test_missing_sidecar_is_generated_and_said(tiny, tmp_path):  # noqa: F811
+    src = tmp_path / "bare.onnx"
+    src.write_bytes(open(tiny.onnx, "rb").read())
+    r = run(src, "-o", tmp_path / "bare.ms")
+    assert r.exit_code == 0, r.output
+    assert "generated" in r.output
+    meta = ModelMeta.load(str(tmp_path / "bare.json"))
+    assert meta.image_size == tiny.x.shape[2] and meta.class_names == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--quant", "full", "--calib", "."], "not implemented"),
+    (["--calib", "."], "--calib is only used by --quant full"),
+    (["--fp16", "--quant", "weight"], "exclusive"),
+    (["--quant-mode", "asymmetric"], "need --quant weight"),
+    (["--images", "."], "only used by --verify"),
+    (["--input-shape", "1,3,abc"], "comma-separated"),
+    (["--input-shape", "0,3,32,32"], "between 1"),
+    (["--input-format", "NCWH"], "NCWH"),
+])
+def test_bad_option_combinations_are_usage_errors(tiny, tmp_path, args, message):  # noqa: F811
+    r = run(tiny.onnx, "-o", tmp_path / "x.ms", *args)
+    assert r.exit_code == 2 and message in r.output
+    assert not (tmp_path / "x.ms").exists()
+
+
+def test_input_shape_of_wrong_rank_fails_without_output(tiny, tmp_path):  # noqa: F811
+    r = run(tiny.onnx, "-o", tmp_path / "x.ms", "--input-shape", "1,3,32")
+    assert r.exit_code == 1 and "--input-shape" in r.output
+    assert not (tmp_path / "x.ms").exists()
+
+
+def test_existing_output_is_replaced_only_on_success(tiny, tmp_path):  # noqa: F811
+    out = tmp_path / "m.ms"
+    out.write_bytes(b"old")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not onnx")
+    assert run(bad, "-o", out).exit_code == 1
+    assert out.read_bytes() == b"old"
+    assert run(tiny.onnx, "-o", out).exit_code == 0
+    assert out.read_bytes()[4:8] == b"MSL2"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []   # no temp files left

@@ -1,0 +1,117 @@
+"""Every engine in runtime.formats.ENGINES: it runs the tiny model like the network it came from,
+or it is skipped with the reason; and an absent engine or device is an error listing what exists.
+
+Tolerance: outputs within 1e-4 of the MindSpore network's own output, relative to the output range
+(float32 engines reorder sums; MindSpore on its own MINDIR is exact).
+"""
+import os
+
+import numpy as np
+import pytest
+
+import runtime
+from runtime.devices import available_devices
+from runtime.engines import choose_engine, is_importable
+from runtime.errors import EngineUnavailableError
+from runtime.formats import DEVICES, ENGINES, ENGINES_BY_NAME
+from tiny_models import tiny  # noqa: F401  (session fixture)
+
+ENGINE_NAMES = [e.name for e in ENGINES]
+# engine -> which tiny-model file it runs
+MODEL_FILE = {"onnx": "onnx", "mindir": "mindir"}
+
+
+def _skip_unless_usable(entry):
+    if not is_importable(entry.import_name):
+        pytest.skip(f"engine {entry.name}: python package {entry.import_name!r} is not installed here")
+    if entry.name == "ms-engine" and not is_importable(entry.module):
+        pytest.skip("engine ms-engine: runtime.engines.ms_engine is not in this build")
+
+
+GOLDEN_MS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                         "shared", "golden", "ms", "ml_face_isface.ms")
+
+
+def _model_for(entry, tiny, allow_golden=False):
+    for fmt in entry.formats:
+        if fmt in MODEL_FILE:
+            return getattr(tiny, MODEL_FILE[fmt])
+    if allow_golden and "ms" in entry.formats and os.path.isfile(GOLDEN_MS):
+        return GOLDEN_MS
+    return None
+
+
+@pytest.mark.parametrize("name", ENGINE_NAMES)
+def test_engine_runs_the_tiny_model_like_the_network(name, tiny):
+    entry = ENGINES_BY_NAME[name]
+    _skip_unless_usable(entry)
+    path = _model_for(entry, tiny)
+    if path is None:
+        pytest.skip(f"engine {name} runs {entry.formats} only; the .ms case is "
+                    "test_ms_engine_runs_an_official_ms_file")
+    eng = runtime.load(path, engine=name)
+    assert eng.device == "cpu"
+    [spec] = eng.inputs()
+    assert tuple(spec.shape) == tiny.x.shape and spec.dtype == "float32"
+    out = eng.run([tiny.x])
+    assert len(out) == 1
+    y = next(iter(out.values()))
+    tol = 1e-4 * float(np.ptp(tiny.y))
+    assert y.shape == tiny.y.shape
+    assert float(np.abs(y - tiny.y).max()) <= tol
+    assert eng.run({spec.name: tiny.x}).keys() == out.keys()
+
+
+def test_ms_engine_runs_an_official_ms_file(golden_dir):
+    entry = ENGINES_BY_NAME["ms-engine"]
+    _skip_unless_usable(entry)
+    eng = runtime.load(os.path.join(golden_dir, "ml_face_isface.ms"), engine="ms-engine")
+    [spec] = eng.inputs()
+    assert tuple(spec.shape) == (1, 48, 48, 3)
+    raw = np.fromfile(os.path.join(golden_dir, "ml_face_isface_0.input"), "<f4").reshape(1, 3, 48, 48)
+    y = next(iter(eng.run([raw.transpose(0, 2, 3, 1)]).values()))
+    np.testing.assert_allclose(y.reshape(-1), [0.9979876, 0.002012406], atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ENGINE_NAMES)
+@pytest.mark.parametrize("device", DEVICES)
+def test_absent_devices_raise_listing_the_available_ones(name, device, tiny):
+    entry = ENGINES_BY_NAME[name]
+    _skip_unless_usable(entry)
+    present = available_devices(name) if device in entry.devices else []
+    if device in present:
+        pytest.skip(f"{device} is present for {name} on this machine: nothing to refuse")
+    path = _model_for(entry, tiny, allow_golden=True)
+    if path is None:
+        pytest.skip(f"no test model in {entry.formats} for {name}")
+    with pytest.raises(EngineUnavailableError) as err:
+        runtime.load(path, engine=name, device=device)
+    message = str(err.value)
+    assert device in message and "available:" in message
+    assert all(d in message.split("available:")[1] for d in err.value.available)
+    assert "cpu" in err.value.available
+
+
+def test_engine_for_the_wrong_format_is_refused(tiny):
+    with pytest.raises(EngineUnavailableError, match="runs onnx only"):
+        runtime.load(tiny.mindir, engine="opencv")
+
+
+def test_unknown_engine_lists_the_known_ones(tiny):
+    with pytest.raises(EngineUnavailableError) as err:
+        runtime.load(tiny.onnx, engine="tensorrt")
+    assert "onnxruntime" in str(err.value) and "opencv" in str(err.value)
+
+
+@pytest.mark.parametrize("suffix,expected", [(".onnx", "onnxruntime"), (".mindir", "mindspore")])
+def test_auto_picks_by_file_type_and_what_is_installed(suffix, expected):
+    if is_importable("mindspore_lite") and suffix == ".mindir":
+        expected = "mslite"
+    assert choose_engine("m" + suffix, "auto") == expected
+
+
+def test_mslite_absent_here_is_reported_not_replaced(tiny):
+    if is_importable("mindspore_lite"):
+        pytest.skip("mindspore_lite is installed here")
+    with pytest.raises(EngineUnavailableError, match="mindspore_lite"):
+        runtime.load(tiny.mindir, engine="mslite")

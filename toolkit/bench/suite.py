@@ -1,0 +1,160 @@
+"""What the runtime benchmark suite adds to a bench table: the physical limit and the goal ratios.
+
+Every ratio compares rows of the same run (same machine, same moment), p50 against p50, because the
+machines are noisy and only ratios measured together are meaningful.
+"""
+from dataclasses import asdict, dataclass
+from typing import List, Optional
+
+from .flops import limit_ms
+
+
+def add_limits(rows, flops_per_image, peaks):
+    """Give each measured CPU row `limit_ms` (FLOPs x batch / peak rate at its thread count) and
+    `limit_fraction` (limit_ms / p50: 1.0 would be the machine's matmul peak)."""
+    for r in rows:
+        peak = peaks.get(r.get("threads"))
+        if r.get("status") != "ok" or peak is None or r.get("device") != "cpu":
+            continue
+        r["limit_ms"] = limit_ms(flops_per_image, r["batch"], peak["flops_per_s"])
+        r["limit_fraction"] = r["limit_ms"] / r["p50_ms"]
+    return rows
+
+
+@dataclass
+class Ratio:
+    name: str
+    goal: str
+    batch: Optional[int]
+    threads: Optional[int]
+    numerator: str                  # row labels
+    denominator: str
+    value: Optional[float]          # numerator p50 / denominator p50
+    passed: Optional[bool]
+    method: str = "rows"            # "rows": two isolated rows run one after the other; "paired": one process
+    value_min: Optional[float] = None   # the same ratio on the minimum latencies
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def _ok(rows, **match):
+    return [r for r in rows if r.get("status") == "ok" and r.get("p50_ms")
+            and all(r.get(k) == v for k, v in match.items())]
+
+
+def _pair(name, goal, check, num, den, batch, threads, invert=False):
+    if not num and not den:
+        return None
+    if not num or not den:
+        return Ratio(name, goal, batch, threads, num[0]["label"] if num else "(no row)",
+                     den[0]["label"] if den else "(no row)", None, None)
+    n, d = num[0], den[0]
+    value = (d["p50_ms"] / n["p50_ms"]) if invert else (n["p50_ms"] / d["p50_ms"])
+    vmin = (d["min_ms"] / n["min_ms"]) if invert else (n["min_ms"] / d["min_ms"])
+    return Ratio(name, goal, batch, threads, n["label"], d["label"], value,
+                 check(value) if check else None, value_min=vmin)
+
+
+# name, goal, check, (numerator row filter, denominator row filter) -- both on the same batch/threads.
+MS_VS_ORT = (".ms engine (fp32) / onnxruntime", "<= 1.10x", lambda v: v <= 1.10)
+CLF_VS_RAW = ("Classifier / raw {engine}", "<= 1.05x", lambda v: v <= 1.05)
+GRAPHCELL = ("MindSpore GraphCell / fastest CPU path", ">= 30x", lambda v: v >= 30)
+
+
+def paired_specs(rows):
+    """[(name, numerator RowSpec, denominator RowSpec)] to compare in one process each."""
+    from .plan import RowSpec
+    out = []
+    for batch, threads in _keys(rows):
+        same = dict(device="cpu", batch=batch, threads=threads)
+        ms = [r for r in _ok(rows, engine="ms-engine", api="engine", **same) if r["model"].endswith("fp32.ms")]
+        ort = _ok(rows, engine="onnxruntime", api="engine", **same)
+        spec = lambda r, api="engine": RowSpec(r["model"], r["engine"], "cpu", batch, threads, api)  # noqa: E731
+        if ms and ort:
+            out.append((MS_VS_ORT[0], spec(ms[0]), spec(ort[0])))
+        for engine in ("ms-engine", "onnxruntime"):
+            clf = _ok(rows, engine=engine, api="classifier", **same)
+            if clf:
+                out.append((CLF_VS_RAW[0].format(engine=engine), spec(clf[0], "classifier"), spec(clf[0])))
+    return out
+
+
+def _keys(rows):
+    return sorted({(r["batch"], r["threads"]) for r in _ok(rows, device="cpu")},
+                  key=lambda k: (k[0] or 0, k[1] or 0))
+
+
+def goal_ratios(rows, paired=()) -> List[Ratio]:
+    """The issue's three goals for every batch/thread count present, plus fp16/int8 for information.
+
+    `paired` holds (name, result of paired.compare) entries; when a comparison was paired, its paired
+    ratio carries the goal and the serial-rows ratio is shown for information only.
+    """
+    paired_names = {(name, res.get("batch"), res.get("threads")) for name, res in paired}
+    out = []
+    for batch, threads in _keys(rows):
+        same = dict(device="cpu", batch=batch, threads=threads)
+        ort = _ok(rows, engine="onnxruntime", api="engine", **same)
+        for suffix in ("fp32.ms", "fp16.ms", "int8.ms"):
+            ms_rows = [r for r in _ok(rows, engine="ms-engine", api="engine", **same)
+                       if r["model"].endswith(suffix)]
+            name = f".ms engine ({suffix[:-3]}) / onnxruntime"
+            judged = name == MS_VS_ORT[0] and (name, batch, threads) not in paired_names
+            out.append(_pair(name, MS_VS_ORT[1] if judged else "(information)", MS_VS_ORT[2] if judged else None,
+                             ms_rows, ort, batch, threads))
+        for engine in ("ms-engine", "onnxruntime"):
+            clf = _ok(rows, engine=engine, api="classifier", **same)
+            raw = [r for r in _ok(rows, engine=engine, api="engine", **same)
+                   if clf and r["model"] == clf[0]["model"]]
+            name = CLF_VS_RAW[0].format(engine=engine)
+            judged = (name, batch, threads) not in paired_names
+            out.append(_pair(name, CLF_VS_RAW[1] if judged else "(information)", CLF_VS_RAW[2] if judged else None,
+                             clf, raw, batch, threads))
+        if batch == 1:
+            graph = _ok(rows, engine="mindspore", api="engine", **same)
+            fastest = sorted((r for r in _ok(rows, **same) if r["engine"] != "mindspore"),
+                             key=lambda r: r["p50_ms"])[:1]
+            out.append(_pair(GRAPHCELL[0], GRAPHCELL[1], GRAPHCELL[2], fastest, graph, batch, threads, invert=True))
+    goals = {MS_VS_ORT[0]: MS_VS_ORT} | {CLF_VS_RAW[0].format(engine=e): CLF_VS_RAW for e in ("ms-engine", "onnxruntime")}
+    for name, res in paired:
+        _, goal, check = goals[name]
+        value = res.get("ratio_p50")
+        out.append(Ratio(name, goal, res.get("batch"), res.get("threads"), res.get("a", ""), res.get("b", ""),
+                         value, None if value is None else check(value), "paired", res.get("ratio_min")))
+    return [r for r in out if r is not None]
+
+
+def _fmt(v, unit=""):
+    return "n/a" if v is None else f"{v:.2f}{unit}"
+
+
+def ratios_markdown(ratios: List[Ratio]):
+    lines = ["## Goal ratios (p50 against p50, same run)", "",
+             "`rows`: two isolated rows of the table, run one after the other. `paired`: both contenders "
+             "in one fresh process, timed in alternating blocks, so background load hits both alike; "
+             "where a comparison was paired, the paired value is the one judged against the goal.", "",
+             "| ratio | batch | threads | method | p50 ratio | min ratio | goal | met | compared |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in ratios:
+        met = "" if r.passed is None else ("yes" if r.passed else "**no**")
+        lines.append(f"| {r.name} | {r.batch} | {r.threads} | {r.method} | {_fmt(r.value, 'x')} | "
+                     f"{_fmt(r.value_min, 'x')} | {r.goal} | {met} | {r.numerator} vs {r.denominator} |")
+    return "\n".join(lines)
+
+
+def limits_markdown(rows, flops_per_image, peaks):
+    lines = ["## Physical limit", "",
+             f"Model: {flops_per_image / 1e9:.3f} GFLOPs per image (Conv/Gemm MACs x 2, counted from the ONNX "
+             "graph). Peak: best float32 numpy matmul in a fresh process with that many BLAS threads. It is a "
+             "practical peak, not the CPU's theoretical FMA rate: a fraction above 100% means the engine's "
+             "kernels beat numpy's matmul on this machine.", ""]
+    for t, p in sorted(peaks.items()):
+        lines.append(f"- {t} thread(s): {p['flops_per_s'] / 1e9:.1f} GFLOP/s ({p['n']}x{p['n']} matmul, "
+                     f"best {p['best_s'] * 1e3:.2f} ms)")
+    lines += ["", "| row | p50 ms | limit ms | fraction of limit |", "|---|---|---|---|"]
+    for r in rows:
+        if r.get("limit_fraction") is not None:
+            lines.append(f"| {r['label']} | {r['p50_ms']:.2f} | {r['limit_ms']:.3f} | "
+                         f"{100 * r['limit_fraction']:.1f}% |")
+    return "\n".join(lines)

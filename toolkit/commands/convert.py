@@ -1,0 +1,98 @@
+"""`toolkit convert MODEL -o OUT.ms`: MINDIR or ONNX to MindSpore Lite, with optional verification.
+
+Options are named after converter_lite's where one exists (--fp16, --input-shape ~ --inputShape,
+--input-format ~ --inputDataFormat, --quant weight ~ quant_type=WEIGHT_QUANT with
+min_quant_weight_size / min_quant_weight_channel). MindSpore is imported only when a MINDIR is read.
+"""
+import click
+
+from converters.quantize import DEFAULT_MIN_CHANNELS, DEFAULT_MIN_SIZE
+
+MAX_DIM = 1 << 16
+
+
+class ShapeType(click.ParamType):
+    """`1,3,224,224` (or `name:1,3,224,224` as converter_lite writes it): the source input shape."""
+
+    name = "shape"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        text = value.rsplit(":", 1)[-1]
+        try:
+            dims = tuple(int(v) for v in text.replace("x", ",").split(","))
+        except ValueError:
+            self.fail(f"{value!r} is not a comma-separated list of integers, e.g. 1,3,224,224",
+                      param, ctx)
+        if not 1 <= len(dims) <= 8 or any(not 1 <= d <= MAX_DIM for d in dims):
+            self.fail(f"{value!r}: 1 to 8 dimensions, each between 1 and {MAX_DIM}", param, ctx)
+        return dims
+
+
+@click.command("convert")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Output .ms file (replaced only after a fully successful conversion).")
+@click.option("--fp16", is_flag=True, help="Store weights as float16 (half the size).")
+@click.option("--quant", type=click.Choice(["weight", "full"]),
+              help="weight: 8-bit per-channel weights. full: int8 activations (not implemented).")
+@click.option("--calib", type=click.Path(exists=True, file_okay=False),
+              help="Calibration images for --quant full.")
+@click.option("--quant-mode", type=click.Choice(["symmetric", "asymmetric"]), default=None,
+              help="Weight quantization scheme (default symmetric, zero point 0).")
+@click.option("--min-quant-weight-size", type=click.IntRange(0), default=None,
+              help=f"Weights with fewer elements stay float (default {DEFAULT_MIN_SIZE}).")
+@click.option("--min-quant-weight-channel", type=click.IntRange(0), default=None,
+              help=f"Weights with fewer output channels stay float (default {DEFAULT_MIN_CHANNELS}).")
+@click.option("--input-shape", type=ShapeType(), default=None,
+              help="Source input shape, channel-first for image models, e.g. 1,3,224,224.")
+@click.option("--input-format", type=click.Choice(["NHWC", "NCHW"]), default="NHWC",
+              show_default=True, help="Layout of the .ms input tensor.")
+@click.option("--verify", type=click.IntRange(1, 100000), is_flag=False, flag_value=8, default=None,
+              help="Run source and .ms on N inputs (default 8) and fail beyond the thresholds.")
+@click.option("--images", type=click.Path(exists=True, file_okay=False),
+              help="Verification images (ImageFolder or a folder of images) instead of random ones.")
+def convert(model, output, fp16, quant, calib, quant_mode, min_quant_weight_size,
+            min_quant_weight_channel, input_shape, input_format, verify, images):
+    """Convert a MINDIR or ONNX MODEL to a MindSpore Lite .ms file (plus OUT.json metadata)."""
+    from converters import ConvertOptions
+    from converters import convert as run_convert
+    from converters.errors import VerificationFailed
+
+    if quant == "full":
+        raise click.UsageError("--quant full (int8 activations from --calib images) is not "
+                               "implemented; use --quant weight or --fp16")
+    if calib:
+        raise click.UsageError("--calib is only used by --quant full")
+    if fp16 and quant:
+        raise click.UsageError("--fp16 and --quant are exclusive")
+    if quant != "weight" and (quant_mode or min_quant_weight_size is not None
+                              or min_quant_weight_channel is not None):
+        raise click.UsageError("--quant-mode / --min-quant-weight-* need --quant weight")
+    if images and not verify:
+        raise click.UsageError("--images is only used by --verify")
+    if not output.endswith(".ms"):
+        raise click.UsageError(f"--output {output!r} must end in .ms")
+    options = ConvertOptions(
+        fp16=fp16, quant=quant, symmetric=(quant_mode or "symmetric") == "symmetric",
+        min_quant_weight_size=DEFAULT_MIN_SIZE if min_quant_weight_size is None else min_quant_weight_size,
+        min_quant_weight_channel=(DEFAULT_MIN_CHANNELS if min_quant_weight_channel is None
+                                  else min_quant_weight_channel),
+        input_shape=input_shape, input_format=input_format, verify=verify or 0, images=images)
+    try:
+        result = run_convert(model, output, options)
+    except VerificationFailed as e:
+        for line in e.report.lines():
+            click.echo(line)
+        raise click.ClickException(f"{e}; {output} was not written") from None
+    ops = ", ".join(f"{k} {v}" for k, v in sorted(result.op_counts.items()))
+    click.echo(f"converted {result.source} -> {result.output} ({result.precision}, "
+               f"{result.file_bytes / 1e6:.2f} MB, {result.seconds['total']:.2f} s)")
+    click.echo(f"  ops: {ops}")
+    if result.quantized_tensors:
+        click.echo(f"  {result.quantized_tensors} weight tensor(s) stored as {result.precision}")
+    click.echo(f"  metadata: {result.sidecar} ({result.sidecar_origin})")
+    if result.verify is not None:
+        for line in result.verify.lines():
+            click.echo(line)

@@ -1,0 +1,105 @@
+"""A few data-parallel training steps of a small network on generated data, run under msrun.
+
+Used by the tests (every rank must end with the same trainable weights, equal to one process averaging
+the shards' gradients) and by benchmarks/bench_distributed.py (step times). Each rank trains on its own
+slice of a deterministic global batch and writes `OUT/rank<r>.npz` (trainable weights) and
+`OUT/rank<r>.json` (losses, step times); rank 0 also writes `OUT/init.npz` (the starting weights).
+Writing per rank is the point of a check; training commands write on rank 0 only.
+
+    msrun ... python -m toolkit.distributed.dp_check --out DIR --steps 3 --batch-size 4
+"""
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+from runtime.atomic import atomic_path, atomic_write_text
+
+from .context import DistInfo, init_data_parallel
+from .launch import inside_worker
+
+
+def step_batch(seed, step, global_batch, image_size, classes):
+    """The global batch of `step`: images (N, 3, S, S) float32 and int32 labels, same on every rank."""
+    rng = np.random.default_rng([seed, step])
+    x = rng.standard_normal((global_batch, 3, image_size, image_size)).astype(np.float32)
+    y = rng.integers(0, classes, global_batch).astype(np.int32)
+    return x, y
+
+
+def shard(array, rank, size):
+    """Rank `rank`'s contiguous slice of a global batch (equal slices: the batch divides by size)."""
+    per = len(array) // size
+    return array[rank * per:(rank + 1) * per]
+
+
+def trainable(net):
+    return {p.name: p.asnumpy().copy() for p in net.trainable_params()}
+
+
+def save_npz(path, arrays):
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+
+def build(args):
+    import mindspore as ms
+    from mindspore import nn
+
+    from toolkit.models import build as build_model
+    ms.set_seed(args.seed)
+    np.random.seed(args.seed)      # the ModelZoo initialiser draws from NumPy
+    net = build_model(args.arch, args.classes, width=args.width)
+    loss = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
+    opt = nn.Momentum(net.trainable_params(), learning_rate=args.lr, momentum=args.momentum)
+    return net, nn.TrainOneStepCell(nn.WithLossCell(net, loss), opt)
+
+
+def run(args):
+    import mindspore as ms
+    info = init_data_parallel(args.device) if inside_worker() else DistInfo.single(args.device)
+    if not inside_worker():
+        ms.set_device(args.device.upper() if args.device != "ascend" else "Ascend")
+    ms.set_context(mode=ms.GRAPH_MODE if args.mode == "graph" else ms.PYNATIVE_MODE)
+    net, step = build(args)
+    step.set_train()
+    os.makedirs(args.out, exist_ok=True)
+    if info.is_rank0:
+        save_npz(os.path.join(args.out, "init.npz"), trainable(net))
+    losses, times = [], []
+    for s in range(args.steps):
+        x, y = step_batch(args.seed, s, args.batch_size * info.size, args.image_size, args.classes)
+        x, y = ms.Tensor(shard(x, info.rank, info.size)), ms.Tensor(shard(y, info.rank, info.size))
+        t = time.perf_counter()
+        loss = step(x, y)
+        losses.append(float(loss.asnumpy()))     # asnumpy() waits for the step to finish
+        times.append(time.perf_counter() - t)
+    save_npz(os.path.join(args.out, f"rank{info.rank}.npz"), trainable(net))
+    atomic_write_text(os.path.join(args.out, f"rank{info.rank}.json"), json.dumps(
+        {"rank": info.rank, "size": info.size, "backend": info.backend, "batch_size": args.batch_size,
+         "global_batch": args.batch_size * info.size, "losses": losses, "step_s": times}, indent=1))
+    return info
+
+
+def parser():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", required=True)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=4, help="per device")
+    p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--arch", default="mobilenet_v2")
+    p.add_argument("--width", type=float, default=0.35)
+    p.add_argument("--classes", type=int, default=3)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--mode", choices=("graph", "pynative"), default="graph")
+    p.add_argument("--device", choices=("cpu", "gpu", "ascend"), default="cpu")
+    return p
+
+
+if __name__ == "__main__":
+    run(parser().parse_args())

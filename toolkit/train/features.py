@@ -1,0 +1,75 @@
+"""Head mode's pooled features: from the cache when nothing changed, else extracted once.
+
+Extraction uses exactly the eval transform (`toolkit.data.pipeline.eval_batches`) and the frozen
+backbone on the engine chosen by `extract.choose_engine`, checked against MindSpore first.
+"""
+import logging
+import os
+import time
+
+import numpy as np
+
+from runtime.metadata import ModelMeta, resize_for
+
+from . import extract
+from .feature_cache import FeatureCache, cache_key
+
+log = logging.getLogger(__name__)
+
+EXTRACT_BATCH = 32
+
+
+def preprocessing(image_size):
+    """The eval transform as data, for the cache key (any change to it changes the key)."""
+    m = ModelMeta(image_size=image_size, resize=resize_for(image_size))
+    return {"resize": m.resize, "crop": m.crop, "interpolation": m.interpolation,
+            "mean": list(m.mean), "std": list(m.std), "channel_order": m.channel_order,
+            "layout": m.layout, "exif_orientation": m.exif_orientation,
+            "decode": "toolkit.data.images.read_rgb"}
+
+
+def _extract_split(extractor, samples, image_size, dim, progress, label):
+    from toolkit.data.pipeline import eval_batches
+    out = np.zeros((len(samples), dim), np.float32)
+    labels = np.zeros(len(samples), np.int32)
+    n = 0
+    batches = eval_batches(samples, image_size, EXTRACT_BATCH)
+    steps = (len(samples) + EXTRACT_BATCH - 1) // EXTRACT_BATCH
+    with progress(batches, length=steps, label=label) as bar:
+        for images, y in bar:
+            out[n:n + len(images)] = extractor(images)
+            labels[n:n + len(images)] = y
+            n += len(images)
+    return out, labels
+
+
+def pooled_features(cfg, net, index, cache_root, progress):
+    """(arrays, info): train_x/train_y/val_x/val_y and how they were obtained (hit or extraction)."""
+    from toolkit.data.pipeline import eval_batches
+    arrays_in = extract.backbone_arrays(net)
+    key = cache_key(arrays_in, index.train, index.val, index.classes, preprocessing(cfg.image_size),
+                    cfg.image_size, cfg.arch, cfg.width)
+    cache = FeatureCache(cache_root)
+    cached = cache.load(key, len(index.train), len(index.val))
+    if cached is not None:
+        info = dict(cache.info(key), cache="hit", key=key)
+        log.info("features: cache hit %s", key[:12])
+        return cached, info
+    engine = extract.choose_engine(cfg.extractor, cfg.device)
+    check = next(eval_batches(index.train, cfg.image_size, extract.PARITY_IMAGES))[0]
+    t0 = time.perf_counter()
+    extractor, info = extract.make_extractor(engine, cfg.arch, cfg.width, arrays_in, cfg.image_size,
+                                             cfg.device, cache_root, check)
+    dim = net.backbone.out_channels
+    train_x, train_y = _extract_split(extractor, index.train, cfg.image_size, dim, progress,
+                                      f"extract train ({engine})")
+    val_x, val_y = _extract_split(extractor, index.val, cfg.image_size, dim, progress,
+                                  f"extract val ({engine})")
+    elapsed = time.perf_counter() - t0
+    images = len(index.train) + len(index.val)
+    info.update(cache="miss", key=key, extract_s=round(elapsed, 3), images=images,
+                images_per_s=round(images / elapsed, 1) if elapsed > 0 else None)
+    arrays = {"train_x": train_x, "train_y": train_y, "val_x": val_x, "val_y": val_y}
+    cache.save(key, arrays, info)
+    log.info("features: extracted %d images with %s in %.1f s", images, engine, elapsed)
+    return arrays, info
