@@ -75,6 +75,10 @@ def _meta_for_output(meta, model, options):
     dims = tuple(t.dims)
     hw = (dims[1], dims[2]) if options.input_format == "NHWC" else (dims[2], dims[3])
     meta = meta or ModelMeta()
+    out_dims = tuple(model.tensors[model.outputs[0]].dims)
+    if meta.class_names and (not out_dims or out_dims[-1] != len(meta.class_names)):
+        raise MetadataError(f"the metadata names {len(meta.class_names)} classes but the model "
+                            f"outputs {list(out_dims)}")
     size = hw[0] if len(dims) == 4 and hw[0] == hw[1] else meta.image_size
     if size != meta.image_size:
         meta.resize = resize_for(size)
@@ -85,10 +89,6 @@ def _meta_for_output(meta, model, options):
         return ModelMeta.from_dict(dict(meta.__dict__), source="<converted metadata>")
     except MetadataError as e:
         raise ConversionError(f"metadata for the converted model is invalid: {e}") from None
-
-
-def parameter_count(graph_consts_before):
-    return sum(int(a.size) for a in graph_consts_before.values() if a.dtype.kind == "f")
 
 
 def convert(source, output, options=None):
@@ -110,8 +110,8 @@ def convert(source, output, options=None):
     seconds["passes"] = time.perf_counter() - t
     t = time.perf_counter()
     model, weights = lower(graph)
-    params = sum(int(a.size) for name, a in graph.consts.items()
-                 if a.dtype.kind == "f" and name in {model.tensors[i].name for i in range(len(model.tensors))})
+    stored = {t.name for t in model.tensors if t.is_const}
+    params = sum(int(a.size) for name, a in graph.consts.items() if a.dtype.kind == "f" and name in stored)
     quantized = 0
     if options.fp16:
         quantized = weights_to_fp16(model, weights)

@@ -46,7 +46,11 @@ def _onnx_runner(path):
     import onnxruntime as ort
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    try:
+        sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
+        raise ConversionError(f"{path}: onnxruntime cannot load the source model to verify "
+                              f"against: {e}") from None
     name = sess.get_inputs()[0].name
     return lambda x: sess.run(None, {name: x})[0]
 
@@ -91,6 +95,8 @@ def _inputs(meta, shape_nchw, n, images, seed):
         pre = Preprocessor(meta, layout="NCHW")
         files = files[:n * batch]
         arrays = [pre(f) for f in files]
+        if len(arrays) < batch:
+            raise ConversionError(f"{images}: {len(arrays)} image(s), fewer than the batch size {batch}")
         return [np.stack(arrays[i:i + batch]) for i in range(0, len(arrays) - batch + 1, batch)], images
     rng = np.random.default_rng(seed)
     mean = np.asarray(meta.mean, np.float32).reshape(1, 3, 1, 1)

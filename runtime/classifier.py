@@ -16,7 +16,7 @@ import numpy as np
 
 from .engines import load
 from .errors import MetadataError, ModelFormatError
-from .formats import FORMATS_BY_NAME, FORMATS_BY_SUFFIX
+from .formats import FORMATS_BY_SUFFIX
 from .metadata import ModelMeta, sidecar_path
 from .preprocess import LAYOUTS, Preprocessor
 
@@ -29,20 +29,40 @@ MAX_BATCH = 32
 THREAD_SAFE_ENGINES = {"onnxruntime", "ms-engine"}
 
 
+def _models_in(folder):
+    """Runnable model files in `folder`, by format name."""
+    found = {}
+    if os.path.isdir(folder):
+        for f in sorted(os.listdir(folder)):
+            fmt = FORMATS_BY_SUFFIX.get(os.path.splitext(f)[1].lower())
+            if fmt is not None and fmt.name in RUN_FOLDER_PREFERENCE:
+                found.setdefault(fmt.name, []).append(os.path.join(folder, f))
+    return found
+
+
 def resolve(path):
-    """(model file, metadata file) for a model file or a run folder."""
+    """(model file, metadata file) for a model file or a run folder.
+
+    A folder means `model.<onnx|ms|mindir>` in it, else the files `toolkit export` wrote to its
+    `export/` subfolder; the first format of RUN_FOLDER_PREFERENCE present wins, and two files of
+    that format are ambiguous. Metadata: the model's sidecar, else the folder's model.json.
+    """
     path = os.fspath(path)
     if os.path.isdir(path):
-        meta_path = os.path.join(path, RUN_FOLDER_META)
-        models = {os.path.splitext(f)[1].lower(): os.path.join(path, f)
-                  for f in sorted(os.listdir(path))
-                  if os.path.splitext(f)[0] == "model" and os.path.splitext(f)[1].lower() in FORMATS_BY_SUFFIX}
-        for fmt in RUN_FOLDER_PREFERENCE:
-            suffix = FORMATS_BY_NAME[fmt].suffix
-            if suffix in models:
-                return models[suffix], meta_path
-        raise ModelFormatError(path, "run folder holds no model.onnx, model.ms or model.mindir; "
-                                     "export or convert the run first")
+        own = {fmt: [f for f in files if os.path.splitext(os.path.basename(f))[0] == "model"]
+               for fmt, files in _models_in(path).items()}
+        for candidates in ({k: v for k, v in own.items() if v}, _models_in(os.path.join(path, "export"))):
+            for fmt in RUN_FOLDER_PREFERENCE:
+                files = candidates.get(fmt, [])
+                if len(files) > 1:
+                    raise ModelFormatError(path, f"several {fmt} models, name one: {', '.join(files)}")
+                if files:
+                    side = sidecar_path(files[0])
+                    return files[0], side if os.path.isfile(side) else os.path.join(path, RUN_FOLDER_META)
+        raise ModelFormatError(path, "folder holds no model.onnx, model.ms or model.mindir and no "
+                                     "export/ models; export or convert the run first")
+    if not os.path.isfile(path):
+        raise ModelFormatError(path, "no such model file or run folder")
     return path, sidecar_path(path)
 
 
@@ -115,6 +135,8 @@ class Classifier:
         self.meta = meta
         self._meta_source = meta_path
         self.top_k = int(top_k)
+        if self.top_k < 1:
+            raise ValueError(f"top_k must be at least 1, not {top_k}")
         self.engine = load(self.model_path, engine=None if engine == "auto" else engine,
                            device=device, threads=threads)
         self.layout = check_meta(meta, self.engine, meta_path)
@@ -170,6 +192,10 @@ class Classifier:
 
     def predict(self, image, order=None, top_k=None):
         return self.predict_batch([image], order, top_k)[0]
+
+    def predict_decoded(self, rgb, top_k=None, source="<array>"):
+        """Top-k for an image already decoded to RGB uint8 (runtime.images.load_rgb)."""
+        return self.top(self.probabilities(self.preprocess.from_rgb(rgb, source)[None])[0], top_k)
 
     def predict_batch(self, images, order=None, top_k=None):
         results = []

@@ -13,3 +13,8 @@ def golden_dir():
     if not os.path.isdir(path):
         pytest.skip(f"golden files not found at {path} (shared/ must sit beside the checkout)")
     return path
+
+
+# One session-wide build of the tiny MobileNetV2 fixture for every module that does not import
+# its own copy (a fixture imported into a module is rebuilt once per module).
+from tiny_models import tiny  # noqa: E402,F401

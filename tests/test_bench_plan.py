@@ -66,3 +66,14 @@ def test_rowspec_round_trips_and_labels():
     r = RowSpec("dir/m.onnx", "onnxruntime", "cpu", 8, 2)
     assert RowSpec.from_dict(r.to_dict()) == r
     assert r.label == "m.onnx onnxruntime cpu b8 t2"
+
+
+@pytest.mark.parametrize("device", ["gpu", "ascend"])
+def test_accelerator_rows_are_planned_for_exactly_the_engines_that_target_them(device):
+    """The GPU/Ascend configuration path, exercised with a probe that reports the device present."""
+    rows = plan_rows(["m.mindir", "m.onnx", "m.ms"], devices=[device], batches=[1, 8], threads=[2],
+                     probe=lambda e, d: (True, ""))
+    want = {(fmt, e.name) for e in ENGINES if device in e.devices for fmt in e.formats}
+    got = {(r.model.split(".")[1], r.engine) for r in rows}
+    assert got == want
+    assert all(r.device == device and not r.unavailable and r.batch in (1, 8) for r in rows)

@@ -55,12 +55,13 @@ def spec(batch=1, device="cpu", **kw):
     return RowSpec("m.onnx", "onnxruntime", device, batch, 1, **kw)
 
 
-def test_ok_row_reports_exact_load_first_and_latency_figures():
+@pytest.mark.parametrize("device", ["cpu", "gpu", "ascend"])
+def test_ok_row_reports_exact_load_first_and_latency_figures(device):
     clock = FakeClock()
-    eng = FakeEngine(clock)
-    row = measure(spec(batch=4), eng, clock)
+    eng = FakeEngine(clock, ran_on=device)
+    row = measure(spec(batch=4, device=device), eng, clock)
     assert row["status"] == "ok" and row["reason"] is None
-    assert row["device"] == "cpu" and row["batch_mode"] == "native"
+    assert row["device"] == device and row["batch_mode"] == "native"
     assert row["load_s"] == pytest.approx(0.25)
     assert row["first_ms"] == pytest.approx(50.0)
     assert row["iters"] == 4

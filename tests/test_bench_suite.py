@@ -61,6 +61,7 @@ def test_paired_specs_name_the_comparisons_to_run():
     assert (".ms engine (fp32) / onnxruntime", "engine", "m_fp32.ms", "engine", "m.onnx") in names
     assert ("Classifier / raw ms-engine", "classifier", "m_fp32.ms", "engine", "m_fp32.ms") in names
     assert ("Classifier / raw onnxruntime", "classifier", "m.onnx", "engine", "m.onnx") in names
+    assert ("control: onnxruntime / onnxruntime", "engine", "m.onnx", "engine", "m.onnx") in names
 
 
 def test_interleaved_blocks_alternate_and_drop_the_switch_over_call():
@@ -77,3 +78,13 @@ def test_interleaved_blocks_alternate_and_drop_the_switch_over_call():
     assert "".join(log[:16]) == "aaaabbbbbbbbaaaa"          # A B | B A: 1 dropped + 3 timed per block
     assert all(x == pytest.approx(0.01) for x in s["a"]) and all(x == pytest.approx(0.03) for x in s["b"])
     assert sum(s["a"]) >= 0.1 and len(s["a"]) == len(s["b"]) and len(s["a"]) % 3 == 0
+
+
+def test_markdown_shows_the_paired_value_instead_of_the_serial_one():
+    from toolkit.bench.suite import ratios_markdown
+    paired = [(".ms engine (fp32) / onnxruntime", {"a": "x", "b": "y", "batch": 1, "threads": 1,
+                                                   "ratio_p50": 1.2, "ratio_min": 1.1})]
+    text = ratios_markdown(goal_ratios(ROWS, paired))
+    lines = [line for line in text.splitlines() if line.startswith("| .ms engine (fp32) / onnxruntime | 1 |")]
+    assert len(lines) == 1 and "| paired | 1.20x | 1.10x | <= 1.10x | **no** |" in lines[0]
+    assert "| MindSpore GraphCell / fastest CPU path | 1 | 1 | rows | 47.50x |" in text

@@ -152,3 +152,53 @@ def test_one_classifier_shared_by_threads_gives_sequential_results(tiny, images,
     assert len(results) == 4 * 3 * len(images)
     for (_, _, j), got in results.items():
         assert got == expected[j]
+
+
+def test_the_image_runtime_imports_no_framework():
+    import subprocess
+    import sys
+    code = ("import sys, runtime; runtime.Classifier; import runtime.images, runtime.preprocess, "
+            "runtime.classifier, runtime.engines.opencv_engine, runtime.engines.mslite_engine, "
+            "runtime.engines.mindspore_engine; print(' '.join(m for m in "
+            "('mindspore', 'mindspore_lite', 'onnx', 'onnxruntime') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_a_model_that_does_not_exist_is_named(tmp_path):
+    from runtime.errors import ModelFormatError
+    with pytest.raises(ModelFormatError, match="nowhere.onnx"):
+        Classifier(str(tmp_path / "nowhere.onnx"))
+
+
+def test_an_official_nhwc_ms_model_gets_nhwc_input(golden_dir, tmp_path, images):
+    """ml_face_isface.ms (official converter, NHWC [1,48,48,3], ends in Softmax) via the .ms engine."""
+    if not is_importable("runtime.engines.ms_engine"):
+        pytest.skip("the .ms engine is not in this build")
+    model = tmp_path / "face.ms"
+    shutil.copy(os.path.join(golden_dir, "ml_face_isface.ms"), model)
+    ModelMeta(image_size=48, resize=48, layout="NHWC", softmax=True,
+              class_names=["face", "not_face"]).save(str(tmp_path / "face.json"))
+    clf = Classifier(str(model), top_k=2)
+    assert clf.layout == "NHWC"
+    x = clf.preprocess(images[0])
+    assert x.shape == (48, 48, 3)
+    direct = next(iter(clf.engine.run([x[None]]).values())).reshape(-1)
+    got = dict(clf.predict(images[0]))
+    assert got == pytest.approx({"face": float(direct[0]), "not_face": float(direct[1])}, abs=1e-7)
+    assert sum(got.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_run_folder_with_only_exported_models_uses_export(tiny, tmp_path, images):
+    run = tmp_path / "run"
+    (run / "export").mkdir(parents=True)
+    shutil.copy(os.path.join(tiny.folder, "model.json"), run / "model.json")
+    shutil.copy(tiny.onnx, run / "export" / "model_onnx_bn.onnx")
+    shutil.copy(tiny.mindir, run / "export" / "model_mindir_bn.mindir")
+    clf = Classifier(str(run))
+    assert clf.model_path.endswith("model_onnx_bn.onnx")
+    assert clf.predict(images[0]) == Classifier(tiny.onnx).predict(images[0])
+    shutil.copy(tiny.onnx, run / "export" / "other.onnx")
+    from runtime.errors import ModelFormatError
+    with pytest.raises(ModelFormatError, match="several onnx models"):
+        Classifier(str(run))

@@ -7,13 +7,12 @@ import pytest
 from converters import ConvertOptions, convert
 from converters.frontends import load_source
 from runtime.errors import ModelFormatError, UnsupportedOpsError
-from tiny_models import tiny  # noqa: F401  (session fixture: MobileNetV2 0.35 / 32 px, MINDIR + ONNX)
 
 onnx = pytest.importorskip("onnx")
 
 
 @pytest.mark.parametrize("fmt", ["mindir", "onnx"])
-def test_front_end_parses_mobilenet_into_the_canonical_ir(tiny, fmt):  # noqa: F811
+def test_front_end_parses_mobilenet_into_the_canonical_ir(tiny, fmt):
     g = load_source(getattr(tiny, fmt))
     counts = g.op_counts()
     assert counts["Conv2D"] == 52 and counts["BatchNorm"] == 52 and counts["Add"] == 10
@@ -23,7 +22,7 @@ def test_front_end_parses_mobilenet_into_the_canonical_ir(tiny, fmt):  # noqa: F
 
 
 @pytest.mark.parametrize("fmt", ["mindir", "onnx"])
-def test_converted_model_reproduces_the_source_to_1e4_of_its_range(tiny, fmt, tmp_path):  # noqa: F811
+def test_converted_model_reproduces_the_source_to_1e4_of_its_range(tiny, fmt, tmp_path):
     out = tmp_path / "m.ms"
     r = convert(getattr(tiny, fmt), out, ConvertOptions(verify=2))
     assert r.verify.passed and r.verify.max_abs_diff <= 1e-4 * r.verify.output_range
@@ -84,7 +83,7 @@ def test_onnx_opset_below_11_is_refused(tmp_path):
 
 @pytest.mark.parametrize("fmt", ["mindir", "onnx"])
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
-def test_corrupt_model_file_gives_a_clear_error_naming_it(tiny, tmp_path, fmt, damage):  # noqa: F811
+def test_corrupt_model_file_gives_a_clear_error_naming_it(tiny, tmp_path, fmt, damage):
     data = open(getattr(tiny, fmt), "rb").read()
     bad = {"truncated": data[:len(data) // 2], "garbage": os.urandom(2048), "empty": b""}[damage]
     src = tmp_path / f"broken.{fmt}"
@@ -102,3 +101,53 @@ def test_unknown_source_suffix_is_refused(tmp_path):
     src.write_bytes(b"x")
     with pytest.raises(ModelFormatError, match="cannot convert this file type"):
         convert(src, tmp_path / "m.ms")
+
+
+def _pytorch_style_onnx(path, batch="N"):
+    """Conv(bias)-BN-Relu, Clip(0,6) given as inputs, MaxPool, GlobalAveragePool, Flatten, Gemm,
+    Softmax: the shape of a PyTorch classifier export, with a dynamic batch dimension."""
+    from onnx import TensorProto, helper, numpy_helper
+    r = np.random.default_rng(0)
+    inits = {"w": r.standard_normal((8, 3, 3, 3)) * 0.3, "b": r.standard_normal(8) * 0.1,
+             "g": r.uniform(0.5, 1.5, 8), "beta": r.standard_normal(8) * 0.1,
+             "m": r.standard_normal(8) * 0.1, "v": r.uniform(0.5, 1.5, 8),
+             "fw": r.standard_normal((4, 8)) * 0.5, "fb": r.standard_normal(4) * 0.1,
+             "lo": np.array(0.0), "hi": np.array(6.0)}
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv", pads=[1, 1, 1, 1],
+                              kernel_shape=[3, 3]),
+             helper.make_node("BatchNormalization", ["c", "g", "beta", "m", "v"], ["bn"], name="bn"),
+             helper.make_node("Relu", ["bn"], ["r"], name="relu"),
+             helper.make_node("Clip", ["r", "lo", "hi"], ["r6"], name="clip"),
+             helper.make_node("MaxPool", ["r6"], ["p"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("GlobalAveragePool", ["p"], ["gap"], name="gap"),
+             helper.make_node("Flatten", ["gap"], ["flat"], name="flatten"),
+             helper.make_node("Gemm", ["flat", "fw", "fb"], ["logits"], name="fc", transB=1),
+             helper.make_node("Softmax", ["logits"], ["prob"], name="softmax", axis=1)]
+    g = helper.make_graph(nodes, "torchlike",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, 16, 16])],
+                          [helper.make_tensor_value_info("prob", TensorProto.FLOAT, [batch, 4])],
+                          [numpy_helper.from_array(v.astype(np.float32), k) for k, v in inits.items()])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8                                 # what onnxruntime and exporters accept
+    onnx.save(model, str(path))
+
+
+def test_pytorch_style_onnx_with_dynamic_batch_needs_and_takes_input_shape(tmp_path):
+    src = tmp_path / "torchlike.onnx"
+    _pytorch_style_onnx(src)
+    with pytest.raises(Exception, match="dynamic or unknown shape"):
+        convert(src, tmp_path / "t.ms")
+    r = convert(src, tmp_path / "t.ms", ConvertOptions(input_shape=(1, 3, 16, 16), verify=3))
+    assert r.verify.passed, r.verify.problems
+    assert r.op_counts == {"Conv2DFusion": 1, "Activation": 1, "MaxPoolFusion": 1, "AvgPoolFusion": 1,
+                           "Reshape": 1, "MatMulFusion": 1, "Softmax": 1}
+
+
+def test_reading_mindir_does_not_start_mindspore(tiny, tmp_path):
+    """mind_ir_pb2 is loaded on its own: converting takes well under a second, not MindSpore's ~5 s."""
+    import subprocess
+    import sys
+    code = ("import sys; from converters import convert; convert(%r, %r); "
+            "print('mindspore' in sys.modules)" % (tiny.mindir, str(tmp_path / "m.ms")))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

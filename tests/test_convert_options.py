@@ -10,7 +10,6 @@ from click.testing import CliRunner
 from runtime.metadata import ModelMeta
 from runtime.msformat.model import QUANT_WEIGHT, TYPE_FLOAT16, TYPE_FLOAT32, TYPE_INT8
 from runtime.msformat.reader import read_ms
-from tiny_models import tiny  # noqa: F401
 from toolkit.cli import main
 
 pytest.importorskip("onnx")
@@ -27,14 +26,14 @@ def weights(model):
 
 
 @pytest.fixture(scope="module")
-def fp32(tiny, tmp_path_factory):  # noqa: F811
+def fp32(tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("fp32") / "m.ms"
     r = run(tiny.onnx, "-o", out)
     assert r.exit_code == 0, r.output
     return out
 
 
-def test_default_is_fp32_with_nhwc_input_and_copied_metadata(tiny, fp32):  # noqa: F811
+def test_default_is_fp32_with_nhwc_input_and_copied_metadata(tiny, fp32):
     m = read_ms(fp32)
     assert all(t.data_type == TYPE_FLOAT32 for _, t in weights(m))
     size = tiny.x.shape[2]
@@ -44,7 +43,7 @@ def test_default_is_fp32_with_nhwc_input_and_copied_metadata(tiny, fp32):  # noq
     assert meta.input_name == m.tensors[m.inputs[0]].name
 
 
-def test_fp16_stores_weights_as_float16_at_about_half_the_size(tiny, fp32, tmp_path):  # noqa: F811
+def test_fp16_stores_weights_as_float16_at_about_half_the_size(tiny, fp32, tmp_path):
     out = tmp_path / "h.ms"
     r = run(tiny.onnx, "-o", out, "--fp16")
     assert r.exit_code == 0, r.output
@@ -55,7 +54,7 @@ def test_fp16_stores_weights_as_float16_at_about_half_the_size(tiny, fp32, tmp_p
 
 
 @pytest.mark.parametrize("mode", ["symmetric", "asymmetric"])
-def test_weight_quant_is_8bit_per_channel_and_dequantizes_close(tiny, fp32, tmp_path, mode):  # noqa: F811
+def test_weight_quant_is_8bit_per_channel_and_dequantizes_close(tiny, fp32, tmp_path, mode):
     out = tmp_path / "q.ms"
     r = run(tiny.onnx, "-o", out, "--quant", "weight", "--quant-mode", mode)
     assert r.exit_code == 0, r.output
@@ -79,7 +78,7 @@ def test_weight_quant_is_8bit_per_channel_and_dequantizes_close(tiny, fp32, tmp_
     assert os.path.getsize(out) < 0.45 * os.path.getsize(fp32)
 
 
-def test_weight_quant_min_size_and_channel_keep_small_tensors_float(tiny, tmp_path):  # noqa: F811
+def test_weight_quant_min_size_and_channel_keep_small_tensors_float(tiny, tmp_path):
     out = tmp_path / "q.ms"
     r = run(tiny.onnx, "-o", out, "--quant", "weight", "--min-quant-weight-size", "5000",
             "--min-quant-weight-channel", "20")
@@ -89,7 +88,7 @@ def test_weight_quant_min_size_and_channel_keep_small_tensors_float(tiny, tmp_pa
         assert (t.data_type == TYPE_INT8) == big
 
 
-def test_input_shape_and_nchw_input_format(tiny, tmp_path):  # noqa: F811
+def test_input_shape_and_nchw_input_format(tiny, tmp_path):
     out = tmp_path / "s.ms"
     r = run(tiny.onnx, "-o", out, "--input-shape", "2,3,48,48", "--input-format", "NCHW")
     assert r.exit_code == 0, r.output
@@ -100,13 +99,13 @@ def test_input_shape_and_nchw_input_format(tiny, tmp_path):  # noqa: F811
     assert meta["layout"] == "NCHW" and meta["image_size"] == 48
 
 
-def test_input_format_nchw_verifies_on_the_source_shape(tiny, tmp_path):  # noqa: F811
+def test_input_format_nchw_verifies_on_the_source_shape(tiny, tmp_path):
     r = run(tiny.onnx, "-o", tmp_path / "n.ms", "--input-format", "NCHW", "--verify", "2")
     assert r.exit_code == 0, r.output
     assert "PASS" in r.output
 
 
-def test_missing_sidecar_is_generated_and_said(tiny, tmp_path):  # noqa: F811
+def test_missing_sidecar_is_generated_and_said(tiny, tmp_path):
     src = tmp_path / "bare.onnx"
     src.write_bytes(open(tiny.onnx, "rb").read())
     r = run(src, "-o", tmp_path / "bare.ms")
@@ -126,19 +125,19 @@ def test_missing_sidecar_is_generated_and_said(tiny, tmp_path):  # noqa: F811
     (["--input-shape", "0,3,32,32"], "between 1"),
     (["--input-format", "NCWH"], "NCWH"),
 ])
-def test_bad_option_combinations_are_usage_errors(tiny, tmp_path, args, message):  # noqa: F811
+def test_bad_option_combinations_are_usage_errors(tiny, tmp_path, args, message):
     r = run(tiny.onnx, "-o", tmp_path / "x.ms", *args)
     assert r.exit_code == 2 and message in r.output
     assert not (tmp_path / "x.ms").exists()
 
 
-def test_input_shape_of_wrong_rank_fails_without_output(tiny, tmp_path):  # noqa: F811
+def test_input_shape_of_wrong_rank_fails_without_output(tiny, tmp_path):
     r = run(tiny.onnx, "-o", tmp_path / "x.ms", "--input-shape", "1,3,32")
     assert r.exit_code == 1 and "--input-shape" in r.output
     assert not (tmp_path / "x.ms").exists()
 
 
-def test_existing_output_is_replaced_only_on_success(tiny, tmp_path):  # noqa: F811
+def test_existing_output_is_replaced_only_on_success(tiny, tmp_path):
     out = tmp_path / "m.ms"
     out.write_bytes(b"old")
     bad = tmp_path / "bad.onnx"

@@ -99,8 +99,8 @@ def test_every_pass_keeps_the_function(pass_name):
 def test_pipeline_order_is_documented():
     import converters.passes as p
     names = [name for name, _ in PIPELINE]
-    assert names == ["annotate_shapes", "remove_identities", "fold_constants", "fold_batchnorm",
-                     "merge_bias", "fuse_activation", "to_nhwc"]
+    assert names == ["annotate_shapes", "remove_identities", "fold_constants", "merge_bias",
+                     "fold_batchnorm", "fuse_activation", "to_nhwc"]
     for name in names:
         assert name in p.__doc__
 
@@ -143,6 +143,20 @@ def test_fold_batchnorm_into_conv_and_standalone_batchnorm_becomes_mul_add():
     PASSES["fold_batchnorm"](lone)
     assert lone.op_counts() == {"Mul": 1, "Add": 1}
     assert_same_function(ref, lone, X)
+
+
+def test_conv_biasadd_batchnorm_relu_becomes_one_conv():
+    consts = {"w1": w(3, 3, 3, 3), "cb": w(3), "g": w(3) + 1, "b": w(3), "m": w(3), "v": np.abs(w(3)) + 0.5}
+    nodes = [conv("c", "x", "w1", "y"),
+             make_node("ba", "BiasAdd", ["y", "cb"], ["yb"], axis=1),
+             make_node("bn", "BatchNorm", ["yb", "g", "b", "m", "v"], ["z"], epsilon=1e-5),
+             make_node("r", "Activation", ["z"], ["out"], type=ACT_RELU)]
+    g = graph(nodes, consts, ["out"])
+    ref = graph(list(nodes), dict(consts), ["out"])
+    run_pipeline(g)
+    # one conv (bias, BatchNorm and ReLU inside) and the Transpose back to NCHW of the 4-D output
+    assert g.op_counts() == {"Conv2D": 1, "Transpose": 1} and g.nodes[0].attrs["activation"] == ACT_RELU
+    assert_same_function(ref, g, X)
 
 
 def test_batchnorm_is_not_folded_into_a_conv_whose_output_is_also_used_elsewhere():

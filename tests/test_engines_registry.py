@@ -115,3 +115,39 @@ def test_mslite_absent_here_is_reported_not_replaced(tiny):
         pytest.skip("mindspore_lite is installed here")
     with pytest.raises(EngineUnavailableError, match="mindspore_lite"):
         runtime.load(tiny.mindir, engine="mslite")
+
+
+@pytest.fixture(scope="module")
+def tiny_ms(tiny, tmp_path_factory):
+    """The tiny MINDIR converted by `toolkit convert` (NHWC input), with its sidecar."""
+    if not is_importable("toolkit.commands.convert") or not is_importable("runtime.engines.ms_engine"):
+        pytest.skip("toolkit convert or the .ms engine is not in this build")
+    from click.testing import CliRunner
+    from toolkit.cli import main
+    out = str(tmp_path_factory.mktemp("tiny_ms") / "model.ms")
+    result = CliRunner().invoke(main, ["convert", tiny.mindir, "-o", out])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_ms_engine_runs_the_converted_tiny_model(tiny, tiny_ms):
+    eng = runtime.load(tiny_ms)                  # auto: ms-engine when mindspore_lite is absent
+    if is_importable("mindspore_lite"):
+        assert eng.name == "mslite"
+    else:
+        assert eng.name == "ms-engine"
+    [spec] = eng.inputs()
+    assert tuple(spec.shape) == (1, 64, 64, 3)
+    y = next(iter(eng.run([tiny.x.transpose(0, 2, 3, 1)]).values()))
+    assert float(np.abs(y - tiny.y).max()) <= 1e-4 * float(np.ptp(tiny.y))
+
+
+def test_classifier_on_the_converted_ms_agrees_with_mindspore(tiny, tiny_ms):
+    from tiny_models import sample_images
+    images = sample_images(os.path.dirname(tiny_ms), 3)
+    ms_clf = runtime.Classifier(tiny_ms, top_k=3)
+    ref = runtime.Classifier(tiny.mindir, engine="mindspore", top_k=3)
+    assert ms_clf.layout == "NHWC" and ref.layout == "NCHW"
+    for got, want in zip(ms_clf.predict_batch(images), ref.predict_batch(images)):
+        assert [label for label, _ in got] == [label for label, _ in want]
+        assert max(abs(a[1] - b[1]) for a, b in zip(got, want)) <= 1e-4

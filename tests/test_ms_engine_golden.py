@@ -99,3 +99,14 @@ def test_translation_is_cached_per_file(golden_dir):
     path = os.path.join(golden_dir, "parallel.ms")
     first, second = MsEngine(path), MsEngine(path)
     assert first.onnx_bytes is second.onnx_bytes
+
+
+def test_gpu_request_is_refused_when_cuda_is_absent(golden_dir):
+    import onnxruntime as ort
+    from runtime.errors import EngineUnavailableError
+    path = os.path.join(golden_dir, "parallel.ms")
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        assert runtime.load(path, device="gpu").device == "gpu"
+        return
+    with pytest.raises(EngineUnavailableError, match="device 'gpu' for ms-engine.*available: cpu"):
+        runtime.load(path, device="gpu")

@@ -111,11 +111,11 @@ def test_unsupported_ops_are_all_listed_at_once():
     T = [make_tensor("x", shape=(1, 4)), make_tensor("a", shape=(1, 4)), make_tensor("b", shape=(1, 4)),
          make_tensor("c", shape=(1, 4))]
     N = [MsNode("rnn", "LSTM", {}, [0], [1]), MsNode("ok", "Activation", {"activation_type": 1}, [1], [2]),
-         MsNode("norm", "LayerNormFusion", {}, [2], [3])]
+         MsNode("nms", "NonMaxSuppression", {}, [2], [3])]
     with pytest.raises(UnsupportedOpsError) as info:
         MsEngine.from_model(build(T, N, [0], [3]))
-    assert info.value.ops == [("rnn", "LSTM"), ("norm", "LayerNormFusion")]
-    assert "rnn (LSTM)" in str(info.value) and "norm (LayerNormFusion)" in str(info.value)
+    assert info.value.ops == [("rnn", "LSTM"), ("nms", "NonMaxSuppression")]
+    assert "rnn (LSTM)" in str(info.value) and "nms (NonMaxSuppression)" in str(info.value)
 
 
 def test_untranslatable_attributes_name_the_node():
@@ -135,3 +135,29 @@ def test_offline_model_with_custom_node_parses_but_cannot_execute():
     assert model.nodes[0].attrs["attr"] == (("om_type", b"\x01"),)
     with pytest.raises(UnsupportedOpsError, match=r"vendor_graph \(Custom:ACL\)"):
         MsEngine.from_model(model)
+
+
+def test_constant_graph_output_is_returned():
+    c = rand(2, 3)
+    T = [make_tensor("x", shape=(2, 3)), make_tensor("y", shape=(2, 3)), make_tensor("table", c)]
+    N = [MsNode("relu", "Activation", {"activation_type": ACT["RELU"]}, [0], [1])]
+    engine = MsEngine.from_model(build(T, N, [0], [1, 2]))
+    out = engine.run([c])
+    np.testing.assert_array_equal(out["table"], c)
+    np.testing.assert_array_equal(out["y"], np.maximum(c, 0))
+
+
+def test_nchw_model_with_converter_transposes_needs_no_transpose():
+    """Converted from ONNX with an NCHW input: Transpose(NHWC) -> conv -> Transpose(NCHW)."""
+    x, w = rand(1, 3, 5, 6), rand(4, 1, 1, 3)
+    T = [make_tensor("x", shape=x.shape, fmt=0), make_tensor("to_nhwc", np.array([0, 2, 3, 1], np.int32)),
+         make_tensor("xh", shape=(1, 5, 6, 3)), make_tensor("w", w), make_tensor("yh", shape=(1, 5, 6, 4)),
+         make_tensor("to_nchw", np.array([0, 3, 1, 2], np.int32)), make_tensor("y", shape=(1, 4, 5, 6), fmt=0)]
+    N = [MsNode("pre", "Transpose", {}, [0, 1], [2]),
+         MsNode("conv", "Conv2DFusion", {**CONV1x1, "in_channel": 3, "out_channel": 4}, [2, 3], [4]),
+         MsNode("post", "Transpose", {}, [4, 5], [6])]
+    engine = MsEngine.from_model(build(T, N, [0], [6]))
+    want = conv_ref(x.transpose(0, 2, 3, 1), w, None).transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(engine.run([x])["y"], want, atol=1e-5)
+    import onnx
+    assert "Transpose" not in [n.op_type for n in onnx.load_from_string(engine.onnx_bytes).graph.node]

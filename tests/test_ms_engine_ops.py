@@ -11,12 +11,11 @@ import pytest
 from runtime.engines.ms_engine import MsEngine
 from runtime.msformat.builder import single_node_model
 from runtime.msformat.reader import read_ms_bytes
-from runtime.msformat.to_onnx import HANDLERS
+from runtime.msformat.to_onnx import HANDLERS, register_handlers
 from runtime.msformat.writer import model_to_bytes
 from runtime.msformat.schema import ACT
 
-import runtime.msformat.onnx_ops_nn  # noqa: F401  (registers handlers)
-import runtime.msformat.onnx_ops_tensor  # noqa: F401
+register_handlers()
 
 ATOL = RTOL = 1e-4
 rng = np.random.default_rng(0)
@@ -135,6 +134,8 @@ def cases():
     wt3 = rand(4, 3, 3, 3)
     yield Case("Conv2dTransposeFusion", {**deconv, "kernel_size": (3, 3), "pad_list": (1, 1, 1, 1)},
                [("x", x), ("c", wt3)], deconv_ref(x, wt3, None, (2, 2), (1, 1, 1, 1)), "deconv_pad")
+    yield Case("Conv2dTransposeFusion", {**deconv, "kernel_size": (3, 3), "pad_mode": 1},
+               [("x", x), ("c", wt3)], deconv_ref(x, wt3, None, (2, 2), (0, 1, 0, 1)), "deconv_same")
     wdw = rand(4, 2, 2, 1)
     yield Case("Conv2dTransposeFusion", {**deconv, "group": 4, "out_channel": 4}, [("x", x), ("c", wdw)],
                deconv_ref(x, wdw, None, (2, 2), group=4), "deconv_depthwise")
@@ -215,6 +216,10 @@ def cases():
                    fn(p, axis=(1, 2), keepdims=mode % 2 == 0), f"reduce_mode{mode}")
     yield Case("ReduceFusion", {"mode": 5, "reduce_to_end": True}, [("x", p), ("c", np.array([2], np.int32))],
                (p ** 2).sum(axis=(2, 3)), "reduce_sumsquare_to_end")
+    yield Case("ReduceFusion", {"mode": 4, "reduce_to_end": True, "coeff": 0.5},
+               [("x", p), ("c", np.array([1], np.int32))], 0.5 * p.sum(axis=(1, 2, 3)), "reduce_to_end_coeff")
+    yield Case("ReduceFusion", {"mode": 6, "coeff": 0.5}, [("x", p), ("c", np.array([3], np.int32))],
+               np.abs(p).sum(axis=3), "reduce_asum_coeff_ignored_without_reduce_to_end")
     e = np.exp(p - p.max(-1, keepdims=True))
     yield Case("Softmax", {"axis": (-1,)}, [("x", p)], e / e.sum(-1, keepdims=True), "softmax_last")
     e1 = np.exp(p - p.max(1, keepdims=True))
@@ -247,6 +252,67 @@ def cases():
     yield Case("Greater", {}, [("x", p), ("c", np.float32(0))], p > 0, "greater")
     yield Case("LogicalNot", {}, [("x", p > 0)], ~(p > 0), "logical_not")
     yield Case("Shape", {}, [("x", p)], np.array(p.shape, np.int32), "shape")
+    yield from extra_cases(p)
+
+
+def lrn_ref(x, r, bias, alpha, beta):
+    sq = np.pad(x ** 2, ((0, 0), (0, 0), (0, 0), (r, r)))
+    c = x.shape[-1]
+    s = sum(sq[..., k:k + c] for k in range(2 * r + 1))
+    return x / (bias + alpha * s) ** beta
+
+
+def bilinear_half_pixel_ref(x, oh, ow):
+    n, h, w, c = x.shape
+    def coords(o, i):
+        src = np.clip((np.arange(o) + 0.5) * i / o - 0.5, 0, i - 1)
+        lo = np.floor(src).astype(int)
+        hi = np.minimum(lo + 1, i - 1)
+        return lo, hi, src - lo
+    y0, y1, fy = coords(oh, h)
+    x0, x1, fx = coords(ow, w)
+    top = x[:, y0][:, :, x0] * (1 - fx)[None, None, :, None] + x[:, y0][:, :, x1] * fx[None, None, :, None]
+    bot = x[:, y1][:, :, x0] * (1 - fx)[None, None, :, None] + x[:, y1][:, :, x1] * fx[None, None, :, None]
+    return top * (1 - fy)[None, :, None, None] + bot * fy[None, :, None, None]
+
+
+def extra_cases(p):
+    c = p.shape[-1]
+    mean, var, scale, bias = rand(c), rand(c, lo=0.5, hi=2), rand(c), rand(c)
+    yield Case("FusedBatchNorm", {"epsilon": 1e-3}, [("x", p), ("c", scale), ("c", bias), ("c", mean),
+                                                     ("c", var)],
+               (p - mean) / np.sqrt(var + 1e-3) * scale + bias, "fused_batch_norm")
+    yield Case("BatchNorm", {"epsilon": 1e-5}, [("x", p), ("c", mean), ("c", var)],
+               (p - mean) / np.sqrt(var + 1e-5), "batch_norm")
+    mu, sd = p.mean(axis=(1, 2), keepdims=True), p.var(axis=(1, 2), keepdims=True)
+    yield Case("InstanceNorm", {"epsilon": 1e-5}, [("x", p), ("c", scale), ("c", bias)],
+               (p - mu) / np.sqrt(sd + 1e-5) * scale + bias, "instance_norm")
+    mu, sd = p.mean(axis=(2, 3), keepdims=True), p.var(axis=(2, 3), keepdims=True)
+    g, b = rand(4, 5), rand(4, 5)
+    yield Case("LayerNormFusion", {"begin_norm_axis": 2, "begin_params_axis": 2, "epsilon": 1e-5,
+                                   "elementwise_affine": True}, [("x", p), ("c", g), ("c", b)],
+               (p - mu) / np.sqrt(sd + 1e-5) * g + b, "layer_norm")
+    yield Case("L2NormalizeFusion", {"axis": (-1,), "epsilon": 1e-12}, [("x", p)],
+               p / np.sqrt((p ** 2).sum(-1, keepdims=True)), "l2_normalize")
+    yield Case("LRN", {"depth_radius": 1, "bias": 1.0, "alpha": 0.5, "beta": 0.75,
+                       "norm_region": "ACROSS_CHANNELS"}, [("x", p)], lrn_ref(p, 1, 1.0, 0.5, 0.75), "lrn")
+    yield Case("ArgMaxFusion", {"axis": -1}, [("x", p)], p.argmax(-1).astype(np.int32), "argmax")
+    yield Case("ArgMinFusion", {"axis": 1, "keep_dims": True}, [("x", p)],
+               p.argmin(1)[:, None].astype(np.int32), "argmin_keep")
+    yield Case("TileFusion", {}, [("x", p), ("c", np.array([1, 2, 1, 3], np.int32))], np.tile(p, (1, 2, 1, 3)),
+               "tile")
+    yield Case("BroadcastTo", {"shape": (3, 2, 3, 4, 5)}, [("x", p)], np.broadcast_to(p, (3,) + p.shape),
+               "broadcast_to")
+    d = rand(1, 2, 3, 8)
+    d2s = d.reshape(1, 2, 3, 2, 2, 2).transpose(0, 1, 3, 2, 4, 5).reshape(1, 4, 6, 2)
+    yield Case("DepthToSpace", {"block_size": 2, "format": 1}, [("x", d)], d2s, "depth_to_space")
+    yield Case("SpaceToDepth", {"block_size": 2, "format": 1}, [("x", d2s)], d, "space_to_depth")
+    yield Case("Where", {}, [("x", p > 0), ("x", p), ("c", np.float32(-1))], np.where(p > 0, p, -1), "where")
+    yield Case("Select", {}, [("x", p > 0), ("x", p), ("x", -p)], np.abs(p), "select")
+    yield Case("Resize", {"method": 1, "new_height": 6, "new_width": 8, "format": 1}, [("x", p)],
+               p.repeat(2, 1).repeat(2, 2)[:, :, :8], "resize_nearest_asymmetric")
+    yield Case("Resize", {"method": 0, "coordinate_transform_mode": 2, "format": 1}, [("x", p)],
+               bilinear_half_pixel_ref(p, 5, 7), "resize_linear_half_pixel_from_output_shape")
 
 
 def _fill_none(case):
@@ -291,11 +357,9 @@ def test_every_handler_has_a_numpy_case(op):
 
 def test_quant_dtype_cast_dequantizes():
     """QuantDTypeCast int8 -> float32 uses the int8 tensor's (scale, zero point)."""
-    from runtime.msformat.builder import make_tensor
     from runtime.msformat.model import QuantParam
     q = np.arange(-5, 5, dtype=np.int8).reshape(2, 5)
     model, feed = single_node_model("QuantDTypeCast", {"src_t": 32, "dst_t": 43}, [("x", q)], [(2, 5)])
     model.tensors[0].quant_params = [QuantParam(scale=0.5, zero_point=1, inited=True)]
     out = MsEngine.from_model(read_ms_bytes(model_to_bytes(model))).run(feed)
     np.testing.assert_allclose(next(iter(out.values())), (q.astype(np.float32) - 1) * 0.5)
-    assert make_tensor  # the builder exposes both helpers

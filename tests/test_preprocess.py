@@ -75,7 +75,8 @@ def test_preprocessing_reads_every_number_from_metadata():
     assert np.array_equal(Preprocessor(meta)(img, "RGB"), expected)
 
 
-@pytest.mark.parametrize("field,value", [("interpolation", "cubic"), ("crop", "random")])
+@pytest.mark.parametrize("field,value", [("interpolation", "cubic"), ("crop", "random"),
+                                         ("exif_orientation", "guess")])
 def test_unknown_preprocessing_in_metadata_is_refused(field, value):
     with pytest.raises(MetadataError, match=value):
         Preprocessor(_meta(**{field: value}))

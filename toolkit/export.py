@@ -53,21 +53,18 @@ def _exportable(fmt_name):
     return fmt
 
 
-class _WithSoftmax:
-    """Built lazily (needs mindspore): network followed by softmax, parameter names unchanged."""
+def with_softmax(net):
+    """`net` followed by softmax over classes; auto_prefix=False keeps the parameter names."""
+    from mindspore import nn, ops
 
-    @staticmethod
-    def wrap(net):
-        from mindspore import nn, ops
+    class WithSoftmax(nn.Cell):
+        def __init__(self, inner):
+            super().__init__(auto_prefix=False)
+            self.inner = inner
 
-        class WithSoftmax(nn.Cell):
-            def __init__(self, inner):
-                super().__init__(auto_prefix=False)
-                self.inner = inner
-
-            def construct(self, x):
-                return ops.softmax(self.inner(x), axis=-1)
-        return WithSoftmax(net)
+        def construct(self, x):
+            return ops.softmax(self.inner(x), axis=-1)
+    return WithSoftmax(net)
 
 
 def build_export_network(run, fuse_bn=True):
@@ -141,8 +138,18 @@ def run_exported(path, x):
     return nn.GraphCell(ms.load(path))(ms.Tensor(x)).asnumpy()
 
 
-def default_out(run, fmt):
-    return os.path.join(run.export_dir, "model" + fmt.suffix)
+def default_name(fmt, softmax=False, fuse_bn=True):
+    """`model_onnx.onnx`, `model_mindir_softmax_bn.mindir`: one stem per variant, because the metadata
+    sidecar (`stem.json`) is shared by every file with the same stem."""
+    return f"model_{fmt.name}{'_softmax' if softmax else ''}{'' if fuse_bn else '_bn'}{fmt.suffix}"
+
+
+def _sidecar_conflict(out):
+    """Another model file whose sidecar `out` would overwrite, or None."""
+    from runtime.formats import FORMATS
+    stem = os.path.splitext(out)[0]
+    others = [stem + f.suffix for f in FORMATS if stem + f.suffix != out]
+    return next((p for p in others if os.path.exists(p)), None)
 
 
 def export_run(run_dir, fmt="mindir", fuse_bn=True, softmax=False, batch_size=1, image_size=None,
@@ -155,17 +162,21 @@ def export_run(run_dir, fmt="mindir", fuse_bn=True, softmax=False, batch_size=1,
     image_size = image_size or meta.image_size
     if batch_size < 1 or not 8 <= image_size <= 8192:
         raise ExportError(f"bad batch size {batch_size} or image size {image_size}")
-    out = os.fspath(out) if out else default_out(run, fmt)
+    out = os.fspath(out) if out else os.path.join(run.export_dir, default_name(fmt, softmax, fuse_bn))
     if os.path.isdir(out):
-        out = os.path.join(out, "model" + fmt.suffix)
+        out = os.path.join(out, default_name(fmt, softmax, fuse_bn))
     if not out.endswith(fmt.suffix):
         raise ExportError(f"{out}: the output of a {fmt.name} export must end with {fmt.suffix}")
+    other = _sidecar_conflict(out)
+    if other:
+        raise ExportError(f"{out}: its metadata sidecar {sidecar_path(out)} belongs to {other}; "
+                          "choose another name")
     if os.path.abspath(sidecar_path(out)) == os.path.abspath(run.model_json):
         raise ExportError(f"{out}: its metadata sidecar would replace the run's model.json; "
                           "choose another name")
     net = build_export_network(run, fuse_bn)
     if softmax:
-        net = _WithSoftmax.wrap(net)
+        net = with_softmax(net)
     net.set_train(False)
     x = np.random.default_rng(0).normal(0, 1, (batch_size, 3, image_size, image_size)).astype(np.float32)
     folder = os.path.dirname(os.path.abspath(out))

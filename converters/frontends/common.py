@@ -58,9 +58,3 @@ class FrontendContext:
         self.graph.nodes.append(node)
         return node
 
-
-def same_pads(in_size, kernel, stride, dilation):
-    """(begin, end) padding of TF/MindSpore 'same' (extra padding at the end, as SAME_UPPER)."""
-    out = -(-in_size // stride)
-    total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - in_size, 0)
-    return total // 2, total - total // 2

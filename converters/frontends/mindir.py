@@ -5,7 +5,9 @@ Node op types look like `REF::Conv2D:4`; the part after `REF::` names an entry o
 the primitive; PRIMITIVE_FUNCTION ops take them as constant inputs (ValueNodes). Side-effect plumbing
 (Load, UpdateState, Depend, MakeTuple, TupleGetItem) is resolved here into aliases.
 """
+import importlib.util
 import os
+import sys
 
 import numpy as np
 
@@ -51,9 +53,34 @@ def _tensor_to_numpy(t, path):
     raise ModelFormatError(path, f"tensor {t.name!r} has no data")
 
 
+def mind_ir_pb2():
+    """MindSpore's generated protobuf module `mindspore.train.mind_ir_pb2`.
+
+    Importing it through the package starts all of MindSpore (about 5 s); unless MindSpore is already
+    loaded, the same file is loaded on its own, which takes milliseconds.
+    """
+    if "mindspore.train.mind_ir_pb2" in sys.modules or "mindspore" in sys.modules:
+        from mindspore.train import mind_ir_pb2
+        return mind_ir_pb2
+    if "_toolkit_mind_ir_pb2" in sys.modules:
+        return sys.modules["_toolkit_mind_ir_pb2"]
+    spec = importlib.util.find_spec("mindspore")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConversionError("reading MINDIR needs the mindspore package (training extra)")
+    path = os.path.join(spec.submodule_search_locations[0], "train", "mind_ir_pb2.py")
+    if not os.path.isfile(path):
+        from mindspore.train import mind_ir_pb2
+        return mind_ir_pb2
+    module_spec = importlib.util.spec_from_file_location("_toolkit_mind_ir_pb2", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    sys.modules["_toolkit_mind_ir_pb2"] = module
+    return module
+
+
 def _attr_value(a, path):
     """A MindIR AttributeProto as a python value (tuples for TUPLE/LIST, numpy for tensors)."""
-    from mindspore.train import mind_ir_pb2 as pb
+    pb = mind_ir_pb2()
     kind = pb.AttributeProto.AttributeType.Name(a.type)
     if kind in ("UMONAD", "IOMONAD"):
         return MONAD
@@ -97,10 +124,7 @@ class _MindirNode:
 
 
 def parse_model_proto(path):
-    try:
-        from mindspore.train import mind_ir_pb2 as pb
-    except ImportError as e:
-        raise ConversionError(f"reading MINDIR needs the mindspore package (training extra): {e}")
+    pb = mind_ir_pb2()
     size = os.path.getsize(path)
     if size > _MAX_BYTES:
         raise ModelFormatError(path, f"file is {size} bytes; larger than the 4 GiB limit")

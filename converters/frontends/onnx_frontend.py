@@ -1,8 +1,6 @@
 """ONNX front end (opset 11 and later), as PyTorch and MindSpore export it."""
 import os
 
-import numpy as np
-
 from runtime.errors import ModelFormatError
 
 from ..errors import ConversionError

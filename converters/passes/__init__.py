@@ -5,10 +5,11 @@ Why this order:
 2. remove_identities before anything pattern-matches, so producers are adjacent to consumers.
 3. fold_constants next: Casts/Reshapes of constants and constant sub-graphs disappear, so weights
    are plain constants when BatchNorm folding and bias merging look for them.
-4. fold_batchnorm before merge_bias: folding creates the conv bias that a following BiasAdd then
-   adds to, and BatchNorms left standing become Mul/Add that merge_bias can treat uniformly.
-5. merge_bias before fuse_activation: the ReLU follows the BiasAdd, so the BiasAdd has to be gone
-   for the ReLU to see the conv/matmul as its producer.
+4. merge_bias before fold_batchnorm: MindSpore exports a conv with bias as Conv2D + BiasAdd and then
+   the BatchNorm, so the BiasAdd must be inside the conv for the BatchNorm to see its conv. It also
+   turns Dense (MatMul + BiasAdd) into one MatMul with bias.
+5. fold_batchnorm before fuse_activation: the ReLU follows the BatchNorm, so the BatchNorm has to be
+   gone for the ReLU to see the conv as its producer.
 6. fuse_activation before to_nhwc: fusion is layout-independent and leaves fewer nodes to rewrite.
 7. to_nhwc last (it re-annotates shapes): it inserts Transposes only where an op cannot run in NHWC,
    and no earlier pattern has to know about them.
@@ -26,8 +27,8 @@ PIPELINE = (
     ("annotate_shapes", annotate_shapes),
     ("remove_identities", remove_identities),
     ("fold_constants", fold_constants),
-    ("fold_batchnorm", fold_batchnorm),
     ("merge_bias", merge_bias),
+    ("fold_batchnorm", fold_batchnorm),
     ("fuse_activation", fuse_activation),
     ("to_nhwc", to_nhwc),
 )

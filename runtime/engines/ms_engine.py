@@ -54,7 +54,7 @@ class MsEngine(Engine):
         self.model = model
         onnx_bytes, ins, outs = _translated(model, self.path, key)
         self.onnx_bytes = onnx_bytes
-        self.session, self.device = create_session(onnx_bytes, device, threads, self.path)
+        self.session, self.device = create_session(onnx_bytes, device, threads, self.path, self.name)
         self._inputs = [_spec(model, i, n) for i, n in zip(model.inputs, ins)]
         self._outputs = [_spec(model, i, n) for i, n in zip(model.outputs, outs)]
 

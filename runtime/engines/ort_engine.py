@@ -16,15 +16,15 @@ _ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(
               "tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(bool)": "bool"}
 
 
-def create_session(model, device="cpu", threads=None, source="<model>"):
+def create_session(model, device="cpu", threads=None, source="<model>", engine="onnxruntime"):
     """(InferenceSession, device) for ONNX bytes or a path, on exactly the requested device."""
     import onnxruntime as ort
     want = PROVIDERS.get(device)
     available = ort.get_available_providers()
     present = [d for d, p in PROVIDERS.items() if p in available]
     if want is None or want not in available:
-        raise EngineUnavailableError(f"device {device!r} for onnxruntime", present,
-                                     f"execution providers here: {', '.join(available)}")
+        raise EngineUnavailableError(f"device {device!r} for {engine}", present,
+                                     f"onnxruntime execution providers here: {', '.join(available)}")
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
@@ -37,7 +37,7 @@ def create_session(model, device="cpu", threads=None, source="<model>"):
     except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
         raise ModelFormatError(source, f"onnxruntime cannot load the model: {e}") from None
     if session.get_providers()[0] != want:
-        raise EngineUnavailableError(f"device {device!r} for onnxruntime", ["cpu"],
+        raise EngineUnavailableError(f"device {device!r} for {engine}", ["cpu"],
                                      f"onnxruntime fell back to {session.get_providers()}")
     return session, device
 

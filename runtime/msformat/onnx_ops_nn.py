@@ -12,7 +12,6 @@ from .schema import ACT
 from .to_onnx import TO_NCHW, NotTranslatable, handler
 
 
-
 def _act_unit(ctx, x, act, attrs=None):
     """Apply a fused/explicit activation of ActivationType code `act` to ONNX value `x`."""
     attrs = attrs or {}
@@ -56,7 +55,7 @@ ACTIVATIONS = {
     ACT["SIGMOID"]: lambda ctx, x, a: ctx.add("Sigmoid", [x]),
     ACT["TANH"]: lambda ctx, x, a: ctx.add("Tanh", [x]),
     ACT["LEAKY_RELU"]: lambda ctx, x, a: ctx.add("LeakyRelu", [x], alpha=float(a.get("alpha", 0.01))),
-    ACT["ELU"]: lambda ctx, x, a: ctx.add("Elu", [x], alpha=float(a.get("alpha") or 1.0)),
+    ACT["ELU"]: lambda ctx, x, a: ctx.add("Elu", [x], alpha=float(a.get("alpha", 1.0))),
     ACT["SELU"]: lambda ctx, x, a: ctx.add("Selu", [x]),
     ACT["ABS"]: lambda ctx, x, a: ctx.add("Abs", [x]),
     ACT["SOFTSIGN"]: lambda ctx, x, a: ctx.add("Softsign", [x]),
@@ -162,6 +161,16 @@ def conv2d(ctx, node):
     fused(ctx, node, y, layout)
 
 
+def _deconv_pads(a, in_hw, kernel, stride, dilation):
+    """Lite's deconv SAME: output = input * stride, the odd padding pixel at the end."""
+    if a.get("pad_mode", 0) != 1 or not in_hw or any(d is None or d <= 0 for d in in_hw):
+        return _conv_pads(a)
+    totals = [max((i - 1) * s + (k - 1) * d + 1 - i * s, 0)
+              for i, k, s, d in zip(in_hw, kernel, stride, dilation)]
+    return {"pads": [totals[0] // 2, totals[1] // 2, totals[0] - totals[0] // 2,
+                     totals[1] - totals[1] // 2]}
+
+
 @handler("Conv2dTransposeFusion")
 def conv2d_transpose(ctx, node):
     a = node.attrs
@@ -169,12 +178,12 @@ def conv2d_transpose(ctx, node):
     inputs = [ctx.input(0, layout), _weight_oihw(ctx, node)]
     if ctx.n_inputs() > 2:
         inputs.append(ctx.input(2))
-    extra = _conv_pads(a)
+    k, s, d = _spatial(a, "kernel_size"), _spatial(a, "stride"), _spatial(a, "dilation")
+    extra = _deconv_pads(a, _in_hw(ctx, layout), k, s, d)
     out_pad = [int(v) for v in (a.get("output_paddings") or ())]
     if any(out_pad):
         extra["output_padding"] = out_pad[-2:]
-    y = ctx.add("ConvTranspose", inputs, kernel_shape=_spatial(a, "kernel_size"),
-                strides=_spatial(a, "stride"), dilations=_spatial(a, "dilation"),
+    y = ctx.add("ConvTranspose", inputs, kernel_shape=k, strides=s, dilations=d,
                 group=max(int(a.get("group", 1)), 1), **extra)
     fused(ctx, node, y, layout)
 

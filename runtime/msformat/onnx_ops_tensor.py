@@ -8,7 +8,7 @@ import numpy as np
 from .model import TYPEID_TO_NUMPY
 from .onnx_ops_nn import fused
 from .schema import REDUCE_MODES
-from .to_onnx import NP_TO_ONNX, TO_NCHW, NotTranslatable, handler
+from .to_onnx import NP_TO_ONNX, TO_NCHW, TO_NHWC, NotTranslatable, handler
 
 _INT_MAX = np.iinfo(np.int64).max
 
@@ -249,8 +249,15 @@ def transpose(ctx, node):
     if perm == list(TO_NCHW) and ctx.has_nchw(0):
         ctx.output(ctx.input(0, "nchw"))           # the NHWC->NCHW transpose is already done
         return
+    if perm == list(TO_NHWC) and "logical" in ctx.layouts(ctx.in_idx(0)):
+        ctx.output(ctx.input(0), "nchw")            # NCHW->NHWC: the input is the result's nchw view
+        return
     if perm == list(range(len(perm))):
         ctx.output(ctx.add("Identity", [ctx.input(0)]))
+        return
+    if ctx.has_nchw(0) and "logical" not in ctx.layouts(ctx.in_idx(0)) and len(perm) == 4:
+        # compose with the pending NCHW->NHWC transpose instead of doing both
+        ctx.output(ctx.add("Transpose", [ctx.input(0, "nchw")], perm=[TO_NHWC[p] for p in perm]))
         return
     ctx.output(ctx.add("Transpose", [ctx.input(0)], perm=perm))
 
@@ -359,8 +366,8 @@ def reduce(ctx, node):
     rank = ctx.rank(ctx.in_idx(0))
     axes = [int(v) for v in ctx.need_const(1, "axes").reshape(-1)] if ctx.n_inputs() > 1 else []
     axes = [x + rank if x < 0 else x for x in axes] or list(range(rank))
-    if a.get("reduce_to_end"):
-        axes = list(range(min(axes), rank))
+    if a.get("reduce_to_end"):             # Lite: axes become [axes[0], ..., rank - 1]
+        axes = list(range(axes[0], rank))
     keep = bool(a.get("keep_dims"))
     layout = ctx.layout_for([0])
     if layout == "nchw" and not keep:
@@ -374,7 +381,7 @@ def reduce(ctx, node):
     else:
         y = ctx.add(op, [x], axes=onnx_axes, keepdims=int(keep))
     coeff = a.get("coeff", 0.0)
-    if coeff not in (0.0, 1.0):
+    if a.get("reduce_to_end") and abs(coeff) > 1e-5 and coeff != 1.0:   # as the Lite kernel does
         y = ctx.add("Mul", [y, ctx.init(np.float32(coeff))])
     ctx.output(y, layout if keep else "logical")
 

@@ -189,10 +189,12 @@ def _tensor_problem(t: MsTensor):
     dtype = TYPEID_TO_NUMPY.get(t.data_type)
     plain = (not t.enable_huffman_code and t.weight_quant_compress_type == 0
              and not t.quant_clusters and -1 not in t.dims)
-    if t.is_const and dtype is not None and plain and count * dtype.itemsize != len(t.data):
-        if not (dtype.itemsize == 1 and t.quant_params and t.quant_params[0].num_bits < 8):
-            return (f"holds {len(t.data)} data bytes but dims {list(t.dims)} of "
-                    f"{dtype.name} need {count * dtype.itemsize}")
+    bits = t.quant_params[0].num_bits if t.quant_params else 8
+    packed = 1 <= bits < 8 or 8 < bits < 16          # bit-packed weights (decoded by the engine)
+    if t.is_const and dtype is not None and plain and not packed and \
+            count * dtype.itemsize != len(t.data):
+        return (f"holds {len(t.data)} data bytes but dims {list(t.dims)} of "
+                f"{dtype.name} need {count * dtype.itemsize}")
     return None
 
 

@@ -15,6 +15,7 @@ from onnx import TensorProto, helper
 
 from ..errors import ModelFormatError, UnsupportedOpsError
 from .model import TYPEID_TO_NUMPY, MsModel
+from .weights import WeightError, const_array
 
 OPSET = 17
 TO_NCHW, TO_NHWC = (0, 3, 1, 2), (0, 2, 3, 1)
@@ -42,18 +43,22 @@ class NotTranslatable(Exception):
 class Context:
     """What a handler sees: the model, the node being translated, and ONNX graph builders."""
 
-    def __init__(self, model: MsModel, source):
+    def __init__(self, model: MsModel, source, reserved=()):
         self.model, self.source = model, source
         self.nodes, self.inits = [], []
         self.values = {}            # ms tensor index -> {layout: onnx name}
         self.consts = {}            # ms tensor index -> numpy array (dequantized)
         self.node = None
+        self.reserved = set(reserved)   # graph input/output names: never generated
         self._uid = 0
 
     # -- names and raw graph building ------------------------------------------------------
     def fresh(self, hint="v"):
-        self._uid += 1
-        return f"{hint}_{self._uid}"
+        while True:
+            self._uid += 1
+            name = f"{hint}_{self._uid}"
+            if name not in self.reserved:
+                return name
 
     def add(self, op_type, inputs, n_out=1, **attrs):
         """Append an ONNX node; returns its output name (or list of names when n_out > 1)."""
@@ -106,15 +111,21 @@ class Context:
         return "nchw" in self.layouts(self.in_idx(i))
 
     def input(self, i, layout="logical"):
-        """ONNX name of the node's i-th input in `layout`, inserting (and caching) a Transpose."""
+        """ONNX name of the node's i-th input in `layout`."""
         idx = self.in_idx(i)
+        if idx is None:
+            raise NotTranslatable(f"has {self.n_inputs()} inputs, needs at least {i + 1}")
+        return self.value(idx, layout, f"node {self.node.name!r}")
+
+    def value(self, idx, layout="logical", reader="graph output"):
+        """ONNX name of tensor `idx` in `layout`, inserting (and caching) a Transpose."""
         if idx in self.consts and idx not in self.values:
             value = self.consts[idx]
             self.values[idx] = {"logical": self.init(value, f"w{idx}")}
         have = self.values.get(idx)
         if have is None:
-            raise ModelFormatError(self.source, f"node {self.node.name!r} reads tensor {idx} "
-                                                "that no node produces and that is not an input")
+            raise ModelFormatError(self.source, f"{reader} reads tensor {idx} that no node "
+                                                "produces and that is not an input")
         if layout not in have:
             if layout == "nchw":
                 have["nchw"] = self.add("Transpose", [have["logical"]], perm=list(TO_NCHW))
@@ -145,58 +156,6 @@ class Context:
         return self.init(value, "wp")
 
 
-def _dequantize(t, data):
-    """Weight-quantized tensors: (q - zero_point) * scale (* var_corr + mean_corr) per channel."""
-    params = t.quant_params
-    if t.quant_clusters:
-        clusters = np.asarray(t.quant_clusters, dtype=np.float32)
-        idx = data.astype(np.int64) - np.iinfo(np.int8).min
-        if idx.min(initial=0) < 0 or idx.max(initial=0) >= len(clusters):
-            raise NotTranslatable(f"tensor {t.name!r}: cluster index out of range")
-        return clusters[idx]
-    q = data.astype(np.float64)
-    if len(params) == 1:
-        return ((q - params[0].zero_point) * params[0].scale).astype(np.float32)
-    if q.ndim == 0 or q.shape[0] != len(params):
-        raise NotTranslatable(f"tensor {t.name!r}: {len(params)} quant params for dims {q.shape}")
-    shape = (-1,) + (1,) * (q.ndim - 1)
-    zp = np.array([p.zero_point for p in params], dtype=np.float64).reshape(shape)
-    scale = np.array([p.scale for p in params], dtype=np.float64).reshape(shape)
-    var = np.array([p.var_corr if 0 <= p.var_corr <= 10 else 1.0 for p in params]).reshape(shape)
-    mean = np.array([p.mean_corr for p in params], dtype=np.float64).reshape(shape)
-    return ((q - zp) * scale * var + mean).astype(np.float32)
-
-
-def _is_weight_quantized(t):
-    if t.data_type not in (32, 33, 37) or not (t.quant_params or t.quant_clusters):
-        return False
-    return bool(t.quant_clusters) or any(
-        p.inited or p.scale != 1.0 or p.zero_point != 0 for p in t.quant_params)
-
-
-def const_array(t, source):
-    """A constant tensor as numpy (float16 -> float32, weight-quantized int -> float32)."""
-    dtype = TYPEID_TO_NUMPY.get(t.data_type)
-    if dtype is None:
-        raise NotTranslatable(f"constant {t.name!r} has data type {t.data_type} this engine lacks")
-    if t.enable_huffman_code or t.weight_quant_compress_type:
-        raise NotTranslatable(f"constant {t.name!r} uses weight compression "
-                              f"(type {t.weight_quant_compress_type}, huffman "
-                              f"{t.enable_huffman_code})")
-    if t.external_data:
-        raise NotTranslatable(f"constant {t.name!r} keeps its data in an external file")
-    count = int(np.prod([max(d, 1) for d in t.dims])) if t.dims else 1
-    if len(t.data) != count * dtype.itemsize:
-        raise NotTranslatable(f"constant {t.name!r} data ({len(t.data)} bytes) does not fit dims "
-                              f"{list(t.dims)} (bit-packed weights are not supported)")
-    data = np.frombuffer(t.data, dtype=dtype.newbyteorder("<")).reshape(t.dims)
-    if _is_weight_quantized(t):
-        return _dequantize(t, data)
-    if dtype == np.float16:
-        return data.astype(np.float32)
-    return data.astype(dtype.newbyteorder("="), copy=False)
-
-
 def _unique_names(model, indices, fallback):
     names, seen = [], set()
     for k, idx in enumerate(indices):
@@ -210,15 +169,29 @@ def _unique_names(model, indices, fallback):
 
 def register_handlers():
     """Import the handler modules (they register themselves in HANDLERS)."""
-    from . import onnx_ops_nn, onnx_ops_tensor  # noqa: F401
+    from . import onnx_ops_extra, onnx_ops_nn, onnx_ops_tensor  # noqa: F401
+
+
+FULL_QUANT_TYPES = (1, 3, 5)      # AwareTraining, PostTraining, QUANT_ALL: int8 activations
+
+
+def _integer_activations(model, node):
+    """A fully quantized node: flagged so, and (trusting the tensors) int8/uint8 activations."""
+    if node.quant_type not in FULL_QUANT_TYPES or node.op_type == "QuantDTypeCast":
+        return False
+    return any(model.tensors[i].data_type in (32, 37) and not model.tensors[i].is_const
+               for i in node.inputs + node.outputs)
 
 
 def unsupported_nodes(model):
-    """(node name, op) for every node without a handler; Custom nodes say their vendor type."""
+    """(node name, op) for every node without a handler, and for fully quantized nodes (int8
+    activations need integer kernels); Custom nodes say their vendor type."""
     register_handlers()
     found = []
     for node in model.nodes:
-        if node.op_type not in HANDLERS:
+        if _integer_activations(model, node):
+            found.append((node.name, f"{node.op_type} (fully quantized, int8 activations)"))
+        elif node.op_type not in HANDLERS:
             detail = node.op_type
             if node.op_type == "Custom" and node.attrs.get("type"):
                 detail = f"Custom:{node.attrs['type']}"
@@ -258,17 +231,20 @@ def translate(model: MsModel, source="<model>"):
     missing = unsupported_nodes(model)
     if missing:
         raise UnsupportedOpsError(missing)
-    ctx = Context(model, source)
-    problems = []
-    used = {i for n in model.nodes for i in n.inputs}
-    for idx, t in enumerate(model.tensors):
-        if t.is_const and idx in used and idx not in model.inputs:
-            try:
-                ctx.consts[idx] = const_array(t, source)
-            except NotTranslatable as e:
-                problems.append((t.name or f"tensor {idx}", str(e)))
     in_names = _unique_names(model, model.inputs, "input")
     out_names = _unique_names(model, model.outputs, "output")
+    ctx = Context(model, source, reserved=in_names + out_names)
+    problems = []
+    consumers = [(node, k, idx) for node in model.nodes for k, idx in enumerate(node.inputs)]
+    consumers += [(None, 0, idx) for idx in model.outputs]     # constants that are graph outputs
+    for node, k, idx in consumers:      # the first consumer decides the per-channel axis
+        t = model.tensors[idx]
+        if t.is_const and idx not in ctx.consts and idx not in model.inputs:
+            try:
+                ctx.consts[idx] = const_array(t, model.version, node, k)
+            except WeightError as e:
+                problems.append((t.name or f"tensor {idx}", str(e)))
+                ctx.values[idx] = {"logical": ctx.fresh("undecodable")}
     graph_inputs = []
     for name, idx in zip(in_names, model.inputs):
         t = model.tensors[idx]
@@ -287,12 +263,14 @@ def translate(model: MsModel, source="<model>"):
             problems.append((node.name, f"{node.op_type}: {e}"))
             for o in node.outputs:
                 ctx.values[o] = {"logical": ctx.fresh("failed"), "nchw": ctx.fresh("failed")}
+        except (ValueError, IndexError, TypeError, KeyError) as e:   # attributes that make no sense
+            raise ModelFormatError(source, f"node {node.name!r} ({node.op_type}) is malformed: "
+                                           f"{type(e).__name__}: {e}") from None
     if problems:
         raise UnsupportedOpsError(problems)
     graph_outputs = []
     for name, idx in zip(out_names, model.outputs):
-        ctx.node = type("GraphOutput", (), {"inputs": [idx], "name": name})()
-        ctx.nodes.append(helper.make_node("Identity", [ctx.input(0)], [name]))
+        ctx.nodes.append(helper.make_node("Identity", [ctx.value(idx)], [name]))
         t = model.tensors[idx]
         elem = NP_TO_ONNX.get(TYPEID_TO_NUMPY.get(t.data_type), TensorProto.FLOAT)
         graph_outputs.append(helper.make_tensor_value_info(name, elem, None))

@@ -60,6 +60,8 @@ def _pair(name, goal, check, num, den, batch, threads, invert=False):
 MS_VS_ORT = (".ms engine (fp32) / onnxruntime", "<= 1.10x", lambda v: v <= 1.10)
 CLF_VS_RAW = ("Classifier / raw {engine}", "<= 1.05x", lambda v: v <= 1.05)
 GRAPHCELL = ("MindSpore GraphCell / fastest CPU path", ">= 30x", lambda v: v >= 30)
+# The same engine against a second instance of itself: the noise floor of a paired ratio in this run.
+CONTROL = ("control: onnxruntime / onnxruntime", "1.00x (noise floor)", None)
 
 
 def paired_specs(rows):
@@ -73,6 +75,8 @@ def paired_specs(rows):
         spec = lambda r, api="engine": RowSpec(r["model"], r["engine"], "cpu", batch, threads, api)  # noqa: E731
         if ms and ort:
             out.append((MS_VS_ORT[0], spec(ms[0]), spec(ort[0])))
+        if ort:
+            out.append((CONTROL[0], spec(ort[0]), spec(ort[0])))
         for engine in ("ms-engine", "onnxruntime"):
             clf = _ok(rows, engine=engine, api="classifier", **same)
             if clf:
@@ -116,12 +120,13 @@ def goal_ratios(rows, paired=()) -> List[Ratio]:
             fastest = sorted((r for r in _ok(rows, **same) if r["engine"] != "mindspore"),
                              key=lambda r: r["p50_ms"])[:1]
             out.append(_pair(GRAPHCELL[0], GRAPHCELL[1], GRAPHCELL[2], fastest, graph, batch, threads, invert=True))
-    goals = {MS_VS_ORT[0]: MS_VS_ORT} | {CLF_VS_RAW[0].format(engine=e): CLF_VS_RAW for e in ("ms-engine", "onnxruntime")}
+    goals = {MS_VS_ORT[0]: MS_VS_ORT, CONTROL[0]: CONTROL} | {CLF_VS_RAW[0].format(engine=e): CLF_VS_RAW for e in ("ms-engine", "onnxruntime")}
     for name, res in paired:
         _, goal, check = goals[name]
         value = res.get("ratio_p50")
         out.append(Ratio(name, goal, res.get("batch"), res.get("threads"), res.get("a", ""), res.get("b", ""),
-                         value, None if value is None else check(value), "paired", res.get("ratio_min")))
+                         value, None if value is None or check is None else check(value), "paired",
+                         res.get("ratio_min")))
     return [r for r in out if r is not None]
 
 
@@ -133,10 +138,15 @@ def ratios_markdown(ratios: List[Ratio]):
     lines = ["## Goal ratios (p50 against p50, same run)", "",
              "`rows`: two isolated rows of the table, run one after the other. `paired`: both contenders "
              "in one fresh process, timed in alternating blocks, so background load hits both alike; "
-             "where a comparison was paired, the paired value is the one judged against the goal.", "",
+             "where a comparison was paired, only the paired value is shown here and judged (the JSON "
+             "keeps both). The control pair is one engine against itself: its distance from 1.00x is "
+             "this run's noise floor.", "",
              "| ratio | batch | threads | method | p50 ratio | min ratio | goal | met | compared |",
              "|---|---|---|---|---|---|---|---|---|"]
+    paired = {(r.name, r.batch, r.threads) for r in ratios if r.method == "paired"}
     for r in ratios:
+        if r.method == "rows" and (r.name, r.batch, r.threads) in paired:
+            continue      # superseded by the paired measurement (still in the JSON)
         met = "" if r.passed is None else ("yes" if r.passed else "**no**")
         lines.append(f"| {r.name} | {r.batch} | {r.threads} | {r.method} | {_fmt(r.value, 'x')} | "
                      f"{_fmt(r.value_min, 'x')} | {r.goal} | {met} | {r.numerator} vs {r.denominator} |")

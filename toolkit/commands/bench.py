@@ -55,9 +55,12 @@ OUTPUTS = (("json", "--json"), ("csv", "--csv"), ("markdown", "--markdown"), ("p
               help=f"Engines to compare (default: every engine that runs the file). {', '.join(ENGINE_NAMES)}")
 @click.option("--devices", type=CommaList(list(DEVICES), name="devices"), default=",".join(DEVICES),
               show_default=True, help="Devices; absent ones get an 'unavailable' row with the reason.")
-@click.option("--batch", "batches", type=CommaList(integer=True, name="ints"), default="1", show_default=True)
-@click.option("--threads", type=CommaList(integer=True, name="ints"), default="1", show_default=True)
-@click.option("--warmup", type=click.IntRange(0, 10_000), default=2, show_default=True)
+@click.option("--batch", "batches", type=CommaList(integer=True, name="ints"), default="1", show_default=True,
+              help="Batch sizes. A model fixed at batch 1 runs batch N as N sequential calls, shown as Nx1.")
+@click.option("--threads", type=CommaList(integer=True, name="ints"), default="1", show_default=True,
+              help="Engine thread counts (also pins OpenMP/BLAS pools in subprocess rows).")
+@click.option("--warmup", type=click.IntRange(0, 10_000), default=2, show_default=True,
+              help="Untimed calls after the first inference.")
 @click.option("--iters", type=click.IntRange(1, 1_000_000), default=None, help="Timed calls per row.")
 @click.option("--min-time", type=click.FloatRange(0, 3600, min_open=True), default=None,
               help="Time each row for at least this many seconds (default 1.0; exclusive with --iters).")
@@ -69,15 +72,25 @@ OUTPUTS = (("json", "--json"), ("csv", "--csv"), ("markdown", "--markdown"), ("p
               show_default=True, help="Run each row in a fresh process (honest memory) or in this one.")
 @click.option("--row-timeout", type=click.FloatRange(1, 86400), default=900, show_default=True,
               help="Seconds before a subprocess row is stopped and marked failed.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None)
-@click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False), default=None)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Write every row, the machine and the settings as JSON.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None, help="Write the rows as CSV.")
+@click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False), default=None,
+              help="Write a Markdown report (table, notes, machine).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="PNG chart: p50 bars with p99 whiskers.")
 @click.option("--fail-on-error", is_flag=True, help="Exit with status 1 when a row failed.")
 def bench(models, engines, devices, batches, threads, warmup, iters, min_time, data, reference, isolation,
           row_timeout, json_path, csv_path, markdown_path, plot_path, fail_on_error):
-    """Latency table of MODEL files across engines, devices, batch sizes and thread counts."""
+    """Latency table of MODEL files across engines, devices, batch sizes and thread counts.
+
+    One row per model x engine x device x batch x threads, each run in its own process. Rows that cannot
+    run here are kept, marked unavailable with the reason; nothing is timed on another device.
+
+    \b
+    toolkit bench model.onnx model.ms --batch 1,8 --threads 1,2 --plot latency.png
+    toolkit bench model.onnx model.ms --data val/ --reference onnxruntime
+    """
     from toolkit.bench import environment
     from toolkit.bench.harness import run_plan
     from toolkit.bench.measure import BenchSettings

@@ -29,7 +29,7 @@ def _check_out(ctx, param, value):
 @click.option("--image-size", type=click.IntRange(8, 8192), default=None,
               help="Input side in pixels [default: the run's image size].")
 @click.option("--out", type=click.Path(dir_okay=True), default=None, callback=_check_out,
-              help="Output file or folder [default: RUN_DIR/export/model.<format>].")
+              help="Output file or folder [default: RUN_DIR/export/model_<format>[_softmax][_bn].<suffix>].")
 @click.option("--verify/--no-verify", default=True, show_default=True,
               help="Run the written file and compare it with the network.")
 def export(run_dir, fmt, fuse_bn, softmax, batch_size, image_size, out, verify):

@@ -46,16 +46,27 @@ def save_npz(path, arrays):
 
 
 def build(args):
+    """The network and the toolkit's own training step (train-head's loss, optimizer and step cell)."""
     import mindspore as ms
-    from mindspore import nn
 
     from toolkit.models import build as build_model
+    from toolkit.train.amp import build_train_step
+    from toolkit.train.setup import make_loss, make_optimizer
     ms.set_seed(args.seed)
     np.random.seed(args.seed)      # the ModelZoo initialiser draws from NumPy
     net = build_model(args.arch, args.classes, width=args.width)
-    loss = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
-    opt = nn.Momentum(net.trainable_params(), learning_rate=args.lr, momentum=args.momentum)
-    return net, nn.TrainOneStepCell(nn.WithLossCell(net, loss), opt)
+    loss = make_loss(args.label_smoothing)
+    opt = make_optimizer(net.trainable_params(), learning_rates(args), optimizer_settings(args))
+    return net, loss, opt, build_train_step(net, loss, opt, "O0", 1.0, args.device)
+
+
+def learning_rates(args):
+    return np.full(max(args.steps, 1), args.lr, np.float32)
+
+
+def optimizer_settings(args):
+    from types import SimpleNamespace
+    return SimpleNamespace(weight_decay=args.weight_decay, momentum=args.momentum, loss_scale=1.0)
 
 
 def run(args):
@@ -64,7 +75,7 @@ def run(args):
     if not inside_worker():
         ms.set_device(args.device.upper() if args.device != "ascend" else "Ascend")
     ms.set_context(mode=ms.GRAPH_MODE if args.mode == "graph" else ms.PYNATIVE_MODE)
-    net, step = build(args)
+    net, _, _, step = build(args)
     step.set_train()
     os.makedirs(args.out, exist_ok=True)
     if info.is_rank0:
@@ -93,7 +104,9 @@ def parser():
     p.add_argument("--arch", default="mobilenet_v2")
     p.add_argument("--width", type=float, default=0.35)
     p.add_argument("--classes", type=int, default=3)
-    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--weight-decay", type=float, default=4e-5)
+    p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--mode", choices=("graph", "pynative"), default="graph")

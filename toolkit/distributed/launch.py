@@ -213,23 +213,49 @@ class _Watcher:
         self._log.close()
 
 
-def _stop(pids):
+def _stop(pids, wait_s=5.0):
     """SIGTERM then SIGKILL the given processes of this job (only ones we found under our msrun)."""
     import psutil
-    alive = []
+
+    def running(p):
+        try:    # a zombie is dead; its parent (msrun, maybe frozen) has just not reaped it yet
+            return p.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    procs = []
     for pid in pids:
         try:
             p = psutil.Process(pid)
             p.terminate()
-            alive.append(p)
+            procs.append(p)
         except psutil.Error:
             pass
-    _, still = psutil.wait_procs(alive, timeout=5)
-    for p in still:
-        try:
-            p.kill()
-        except psutil.Error:
-            pass
+    deadline = time.monotonic() + wait_s
+    while any(running(p) for p in procs) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for p in procs:
+        if running(p):
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+
+
+def _abort(proc):
+    """Stop msrun and everything under it: freeze msrun (so it spawns nothing more), stop its
+    descendants, then kill it."""
+    import psutil
+    try:
+        msrun = psutil.Process(proc.pid)
+        msrun.suspend()
+        kids = msrun.children(recursive=True)
+    except psutil.Error:
+        kids = []
+    _stop([k.pid for k in kids])
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
 
 
 def launch(script_args, workers, local_workers=None, master_addr="127.0.0.1", master_port=None, node_rank=0,
@@ -281,17 +307,13 @@ def launch(script_args, workers, local_workers=None, master_addr="127.0.0.1", ma
                 failed_at = float("inf")
             if timeout is not None and now - started > timeout:
                 timed_out = True
-                _stop([c.pid for c in children])
-                proc.wait(timeout=30)
+                _abort(proc)
                 break
             time.sleep(0.05 if now - started < 10 else 0.2)   # catch fast-dying workers' ranks
-    except KeyboardInterrupt:
-        proc.send_signal(signal.SIGINT)   # msrun's handler kills its workers and scheduler
-        proc.wait(timeout=30)
+    except BaseException:
+        _abort(proc)
         raise
     finally:
-        if proc.poll() is None:
-            proc.kill()
         watcher.close()
     rc = proc.returncode
     ranks = range(node_rank * local, node_rank * local + local)

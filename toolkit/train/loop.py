@@ -72,6 +72,13 @@ def _distributed(cfg):
 def train(cfg, resume=False, overwrite=False, stop_after=None, progress=no_progress, on_epoch=None):
     """Run (or continue) training as configured; `stop_after` ends the process's work after that
     many completed epochs (as an interruption would) without finalising."""
+    from .setup import training_context
+    cfg = cfg.resolved()
+    with training_context(cfg.device, cfg.device_id):
+        return _train(cfg, resume, overwrite, stop_after, progress, on_epoch)
+
+
+def _train(cfg, resume, overwrite, stop_after, progress, on_epoch):
     from toolkit import models
     from toolkit.data.folder import scan_dataset
     from toolkit.run_dir import RunDir
@@ -79,17 +86,15 @@ def train(cfg, resume=False, overwrite=False, stop_after=None, progress=no_progr
     from . import resume as resume_mod
     from .features import pooled_features
     from .outputs import finalize, model_meta
-    from .setup import build_network, seed_everything, set_context
+    from .amp import check_level
+    from .setup import build_network, seed_everything
     from .tasks import TASKS
 
-    cfg = cfg.resolved()
     spec = MODES[cfg.mode]
     problem = check_pretrained(spec, cfg.pretrained)
     if problem:
         raise ConfigError(problem)
-    from .amp import check_level
     check_level(cfg.amp, cfg.device)
-    set_context(cfg.device, cfg.device_id)
     rank, size, shard = _distributed(cfg)
     writer = rank == 0
     run = RunDir(cfg.out)

@@ -3,6 +3,7 @@
 The device is checked before MindSpore is pointed at it, so an absent GPU or Ascend is a clear
 error naming what is available instead of a backend traceback (never a silent CPU fallback).
 """
+import contextlib
 import logging
 import random
 
@@ -24,15 +25,22 @@ def check_device(device):
                                      available_devices("mindspore"), reason)
 
 
-def set_context(device, device_id=0):
-    """GRAPH_MODE on the requested device (a compiled step is ~10x faster than PYNATIVE on CPU)."""
+@contextlib.contextmanager
+def training_context(device, device_id=0):
+    """GRAPH_MODE on the requested device (a compiled step is ~10x faster than PYNATIVE on CPU);
+    the previous execution mode is restored afterwards for code sharing the process."""
     import mindspore as ms
     check_device(device)
+    previous = ms.get_context("mode")
     ms.set_context(mode=ms.GRAPH_MODE)
     if hasattr(ms, "set_device"):
         ms.set_device(MS_TARGET[device], device_id if device != "cpu" else None)
     else:
         ms.set_context(device_target=MS_TARGET[device], device_id=device_id)
+    try:
+        yield
+    finally:
+        ms.set_context(mode=previous)
 
 
 def seed_everything(seed, epoch):

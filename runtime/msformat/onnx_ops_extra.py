@@ -1,0 +1,200 @@
+"""Handlers for ops seen in models converted from Caffe and TFLite: normalizations, resize, LRN,
+arg-max, tile/broadcast and depth/space rearrangements. Semantics follow the Lite CPU kernels
+(NHWC, TensorFlow conventions)."""
+import numpy as np
+
+from .onnx_ops_nn import fused
+from .to_onnx import TO_NCHW, NotTranslatable, handler
+
+
+def _channel_affine(ctx, node, mul, add):
+    """y = x * mul + add with per-channel (last logical axis) vectors, in whatever layout x has."""
+    layout = ctx.layout_for([0])
+    rank = ctx.rank(ctx.in_idx(0))
+    def vec(v):
+        v = np.asarray(v, np.float32).reshape((1,) * (rank - 1) + (-1,))
+        if layout == "nchw":
+            v = v.transpose(TO_NCHW)
+        return ctx.init(np.ascontiguousarray(v), "bn")
+    y = ctx.add("Add", [ctx.add("Mul", [ctx.input(0, layout), vec(mul)]), vec(add)])
+    ctx.output(y, layout)
+
+
+@handler("FusedBatchNorm")
+def fused_batch_norm(ctx, node):
+    scale, bias = ctx.need_const(1, "scale"), ctx.need_const(2, "bias")
+    mean, var = ctx.need_const(3, "mean"), ctx.need_const(4, "variance")
+    a = scale / np.sqrt(var + node.attrs.get("epsilon", 1e-4))
+    _channel_affine(ctx, node, a, bias - mean * a)
+
+
+@handler("BatchNorm")
+def batch_norm(ctx, node):
+    mean, var = ctx.need_const(1, "mean"), ctx.need_const(2, "variance")
+    a = 1.0 / np.sqrt(var + node.attrs.get("epsilon", 0.0))
+    _channel_affine(ctx, node, a, -mean * a)
+
+
+@handler("InstanceNorm")
+def instance_norm(ctx, node):
+    if ctx.rank(ctx.in_idx(0)) != 4:
+        raise NotTranslatable("InstanceNorm on a tensor that is not 4-D")
+    gamma, beta = ctx.need_const(1, "gamma"), ctx.need_const(2, "beta")
+    y = ctx.add("InstanceNormalization", [ctx.input(0, "nchw"), ctx.init(gamma.astype(np.float32)),
+                                          ctx.init(beta.astype(np.float32))],
+                epsilon=float(node.attrs.get("epsilon") or 1e-5))
+    ctx.output(y, "nchw")
+
+
+@handler("LayerNormFusion")
+def layer_norm(ctx, node):
+    a = node.attrs
+    rank = ctx.rank(ctx.in_idx(0))
+    axis = int(a.get("begin_norm_axis", 0))
+    axis = axis + rank if axis < 0 else axis
+    dims = ctx.dims(ctx.in_idx(0))[axis:]
+    if ctx.n_inputs() >= 3:
+        gamma, beta = ctx.need_const(1, "gamma"), ctx.need_const(2, "beta")
+    elif dims and all(d > 0 for d in dims):
+        gamma, beta = np.ones(dims, np.float32), np.zeros(dims, np.float32)
+    else:
+        raise NotTranslatable("no gamma/beta and unknown normalized shape")
+    shape = tuple(dims) if dims else gamma.shape
+    gamma = np.broadcast_to(gamma.astype(np.float32), shape)
+    beta = np.broadcast_to(beta.astype(np.float32), shape)
+    y = ctx.add("LayerNormalization", [ctx.input(0), ctx.init(gamma.copy()), ctx.init(beta.copy())],
+                axis=axis, epsilon=float(a.get("epsilon", 1e-5)))
+    ctx.output(y)
+
+
+@handler("L2NormalizeFusion")
+def l2_normalize(ctx, node):
+    a = node.attrs
+    rank = ctx.rank(ctx.in_idx(0))
+    axes = [int(v) + rank if int(v) < 0 else int(v) for v in (a.get("axis") or (rank - 1,))]
+    x = ctx.input(0)
+    ss = ctx.add("ReduceSumSquare", [x], axes=axes, keepdims=1)
+    norm = ctx.add("Sqrt", [ctx.add("Max", [ss, ctx.init(np.float32(a.get("epsilon") or 1e-12))])])
+    fused(ctx, node, ctx.add("Div", [x, norm]), "logical")
+
+
+@handler("LRN")
+def lrn(ctx, node):
+    """Lite (TensorFlow) LRN: x / (bias + alpha * sum_{|k|<=r} x_{c+k}^2)^beta over channels."""
+    a = node.attrs
+    if a.get("norm_region") not in ("", "ACROSS_CHANNELS"):
+        raise NotTranslatable(f"norm_region {a.get('norm_region')}")
+    size = 2 * int(a.get("depth_radius", 0)) + 1
+    layout = "nchw" if ctx.rank(ctx.in_idx(0)) == 4 else None
+    if layout is None:
+        raise NotTranslatable("LRN on a tensor that is not 4-D")
+    y = ctx.add("LRN", [ctx.input(0, "nchw")], size=size, alpha=float(a.get("alpha", 0)) * size,
+                beta=float(a.get("beta", 0)), bias=float(a.get("bias", 0)))
+    ctx.output(y, "nchw")
+
+
+def _arg(onnx_op, reduce_op):
+    def translate(ctx, node):
+        a = node.attrs
+        if int(a.get("top_k", 1)) != 1:
+            raise NotTranslatable("top_k > 1")
+        axis, keep = int(a.get("axis", 0)), int(bool(a.get("keep_dims")))
+        x = ctx.input(0)
+        if a.get("out_max_value"):
+            y = ctx.add(reduce_op, [x], axes=[axis], keepdims=keep)
+        else:
+            y = ctx.add("Cast", [ctx.add(onnx_op, [x], axis=axis, keepdims=keep)], to=6)
+        ctx.output(y)
+    return translate
+
+
+handler("ArgMaxFusion")(_arg("ArgMax", "ReduceMax"))
+handler("ArgMinFusion")(_arg("ArgMin", "ReduceMin"))
+
+
+@handler("TileFusion")
+def tile(ctx, node):
+    multiples = [int(v) for v in ctx.need_const(1, "multiples").reshape(-1)]
+    rank = ctx.rank(ctx.in_idx(0))
+    dims = [int(d) for d in (node.attrs.get("dims") or ())]
+    if dims:
+        full = [1] * rank
+        for d, m in zip(dims, multiples):
+            full[d] = m
+        multiples = full
+    ctx.output(ctx.add("Tile", [ctx.input(0), ctx.ints(multiples)]))
+
+
+@handler("BroadcastTo")
+def broadcast_to(ctx, node):
+    shape = node.attrs.get("shape") or (ctx.need_const(1, "shape").reshape(-1) if ctx.n_inputs() > 1 else ())
+    if len(shape) == 0:
+        raise NotTranslatable("no target shape")
+    ctx.output(ctx.add("Expand", [ctx.input(0), ctx.ints([int(s) for s in shape])]))
+
+
+def _space_depth(onnx_op):
+    def translate(ctx, node):
+        if ctx.rank(ctx.in_idx(0)) != 4:
+            raise NotTranslatable("not a 4-D tensor")
+        layout = "logical" if node.attrs.get("format", 0) == 0 and \
+            ctx.tensor(ctx.in_idx(0)).format == 0 else "nchw"
+        extra = {"mode": "DCR"} if onnx_op == "DepthToSpace" else {}
+        y = ctx.add(onnx_op, [ctx.input(0, layout)], blocksize=int(node.attrs.get("block_size", 1)),
+                    **extra)
+        ctx.output(y, layout)
+    return translate
+
+
+handler("DepthToSpace")(_space_depth("DepthToSpace"))
+handler("SpaceToDepth")(_space_depth("SpaceToDepth"))
+
+
+@handler("Where", "Select")
+def where(ctx, node):
+    if ctx.n_inputs() != 3:
+        raise NotTranslatable("only the three-input (select) form")
+    cond = ctx.input(0)
+    if ctx.tensor(ctx.in_idx(0)).data_type != 30:
+        cond = ctx.add("Cast", [cond], to=9)
+    ctx.output(ctx.add("Where", [cond, ctx.input(1), ctx.input(2)]))
+
+
+_RESIZE_MODES = {0: "linear", 1: "nearest", 2: "cubic"}
+_COORD_MODES = {0: "asymmetric", 1: "align_corners", 2: "half_pixel"}
+_NEAREST = {1: "round_prefer_floor", 2: "round_prefer_ceil", 3: "floor", 4: "ceil"}
+
+
+def _resize_hw(ctx, node):
+    a = node.attrs
+    if a.get("new_height", 0) > 0 and a.get("new_width", 0) > 0:
+        return [int(a["new_height"]), int(a["new_width"])]
+    out = ctx.dims(node.outputs[0])
+    if len(out) == 4 and all(d > 0 for d in out):
+        return list(out[1:3]) if a.get("format", 1) != 0 else list(out[2:4])
+    size = ctx.const(1) if ctx.n_inputs() > 1 else None
+    if size is not None and size.size == 2 and np.issubdtype(size.dtype, np.integer):
+        return [int(v) for v in size.reshape(-1)]
+    raise NotTranslatable("cannot tell the output size (no new_height/new_width, shape or size)")
+
+
+@handler("Resize")
+def resize(ctx, node):
+    a = node.attrs
+    mode = _RESIZE_MODES.get(a.get("method", 0))
+    if mode is None:
+        raise NotTranslatable(f"resize method {a.get('method')}")
+    coord = _COORD_MODES.get(a.get("coordinate_transform_mode", 0), "asymmetric")
+    extra = {}
+    if mode == "nearest":
+        default = "floor" if coord == "asymmetric" else "round_prefer_ceil"
+        extra["nearest_mode"] = _NEAREST.get(a.get("nearest_mode", 0), default)
+    if mode == "cubic":
+        extra["cubic_coeff_a"] = float(a.get("cubic_coeff") or -0.75)
+        extra["exclude_outside"] = int(a.get("exclude_outside", 0))
+    layout = "logical" if a.get("format", 1) == 0 and ctx.tensor(ctx.in_idx(0)).format == 0 else "nchw"
+    x = ctx.input(0, layout)
+    nc = ctx.add("Slice", [ctx.add("Shape", [x]), ctx.ints([0]), ctx.ints([2])])
+    sizes = ctx.add("Concat", [nc, ctx.ints(_resize_hw(ctx, node))], axis=0)
+    y = ctx.add("Resize", [x, "", "", sizes], mode=mode, coordinate_transformation_mode=coord, **extra)
+    ctx.output(y, layout)

@@ -1,0 +1,158 @@
+"""Head mode's feature cache: keyed by everything features depend on, reused when nothing changed,
+and onnxruntime features checked against MindSpore's."""
+import os
+import time
+
+import numpy as np
+import pytest
+
+from toolkit.train.feature_cache import FeatureCache, cache_key
+from toolkit.train.features import preprocessing
+from train_fixtures import WIDTH, copy_data, image_files, lively, tiny_data  # noqa: F401
+
+pytestmark = pytest.mark.mindspore
+
+
+class S:
+    def __init__(self, path, label):
+        self.path, self.label = path, label
+
+
+def _key(files, weights=None, size=32, width=WIDTH, classes=("a", "b")):
+    weights = weights if weights is not None else {"w": np.ones((2, 3), np.float32)}
+    samples = [S(p, i % 2) for i, p in enumerate(files)]
+    return cache_key(weights, samples[:-1], samples[-1:], classes, preprocessing(size), size,
+                     "mobilenet_v2", width)
+
+
+@pytest.fixture
+def files(tmp_path):
+    paths = []
+    for i in range(3):
+        p = tmp_path / f"img{i}.jpg"
+        p.write_bytes(b"x" * (10 + i))
+        paths.append(str(p))
+    return paths
+
+
+def test_key_is_stable_when_nothing_changes(files):
+    assert _key(files) == _key(list(files))
+
+
+def test_key_changes_with_a_touched_or_rewritten_file(files):
+    before = _key(files)
+    st = os.stat(files[0])
+    os.utime(files[0], ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    touched = _key(files)
+    with open(files[1], "ab") as f:
+        f.write(b"y")
+    assert len({before, touched, _key(files)}) == 3
+
+
+def test_key_changes_with_added_or_relabelled_images(files):
+    base = _key(files)
+    assert _key(files[:2]) != base
+    samples = [S(p, 1) for p in files]
+    relabelled = cache_key({"w": np.ones((2, 3), np.float32)}, samples[:-1], samples[-1:], ("a", "b"),
+                           preprocessing(32), 32, "mobilenet_v2", WIDTH)
+    assert relabelled != base
+
+
+@pytest.mark.parametrize("change", [dict(size=48), dict(width=0.5), dict(classes=("a", "c")),
+                                    dict(weights={"w": np.nextafter(np.ones((2, 3), np.float32), 2)})])
+def test_key_changes_with_settings_and_backbone_weights(files, change):
+    assert _key(files, **change) != _key(files)
+
+
+def test_preprocessing_description_follows_the_image_size():
+    assert preprocessing(224)["resize"] == 256 and preprocessing(32)["resize"] == 36
+
+
+def test_store_round_trip_and_damaged_entries_are_misses(tmp_path):
+    cache = FeatureCache(tmp_path)
+    arrays = {"train_x": np.ones((3, 4), np.float32), "train_y": np.arange(3, dtype=np.int32),
+              "val_x": np.zeros((1, 4), np.float32), "val_y": np.zeros(1, np.int32)}
+    cache.save("k", arrays, {"engine": "test"})
+    got = cache.load("k", 3, 1)
+    assert all(np.array_equal(got[k], arrays[k]) for k in arrays)
+    assert cache.info("k") == {"engine": "test"}
+    assert cache.load("k", 4, 1) is None, "a different dataset size is a miss"
+    assert cache.load("other", 3, 1) is None
+    with open(tmp_path / "k.npz", "r+b") as f:
+        f.truncate(20)
+    assert cache.load("k", 3, 1) is None, "a truncated entry is a miss, not a crash"
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+
+
+def _features(data, net, cache_dir, image_size=32):
+    from toolkit.data.folder import scan_dataset
+    from toolkit.train.config import TrainConfig
+    from toolkit.train.features import pooled_features
+    from toolkit.train.loop import no_progress
+    from toolkit.train.setup import training_context
+    cfg = TrainConfig(data=data, out=str(cache_dir), width=WIDTH, image_size=image_size).resolved()
+    with training_context("cpu"):
+        return pooled_features(cfg, net, scan_dataset(data), str(cache_dir), no_progress)
+
+
+@pytest.fixture(scope="module")
+def net():
+    from toolkit.models import build
+    return lively(build("mobilenet_v2", 2, width=WIDTH))
+
+
+def test_second_run_reuses_the_cache(tiny_data, net, tmp_path):
+    first, info1 = _features(tiny_data, net, tmp_path)
+    second, info2 = _features(tiny_data, net, tmp_path)
+    assert (info1["cache"], info2["cache"]) == ("miss", "hit") and info1["key"] == info2["key"]
+    assert all(np.array_equal(first[k], second[k]) for k in first)
+    assert first["train_x"].shape == (10, 1280) and np.abs(first["train_x"]).max() > 0.1
+
+
+def test_onnxruntime_features_match_mindspore(tiny_data, net, tmp_path):
+    from toolkit.data.pipeline import eval_batches
+    from toolkit.data.folder import scan_dataset
+    from toolkit.train import extract
+    from toolkit.train.setup import training_context
+    images = next(eval_batches(scan_dataset(tiny_data).train, 32, 8))[0]
+    with training_context("cpu"):
+        arrays = extract.backbone_arrays(net)
+        ort, info = extract.make_extractor("onnxruntime", "mobilenet_v2", WIDTH, arrays, 32, "cpu",
+                                           str(tmp_path), images)
+        ms_feats = extract.MindSporeExtractor(extract.build_feature_net("mobilenet_v2", WIDTH,
+                                                                        arrays))(images)
+    assert info["parity"]["max_abs_diff"] <= 1e-4 * np.abs(ms_feats).max()
+    np.testing.assert_allclose(ort(images), ms_feats, rtol=0, atol=1e-4 * np.abs(ms_feats).max())
+
+
+def test_parity_failure_is_loud():
+    from toolkit.train.extract import FeatureParityError, check_parity
+    images = np.zeros((2, 3, 8, 8), np.float32)
+    with pytest.raises(FeatureParityError, match="differ"):
+        check_parity(lambda x: np.ones((2, 4), np.float32) * 1.01, lambda x: np.ones((2, 4), np.float32),
+                     images)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("change", ["file", "image_size", "weights"])
+def test_a_change_invalidates_the_cache(change, tiny_data, tmp_path):
+    import cv2
+    import mindspore as ms
+
+    from toolkit.models import build
+    net = lively(build("mobilenet_v2", 2, width=WIDTH))
+    data = copy_data(tiny_data, tmp_path / "data")
+    before, info = _features(data, net, tmp_path / "cache")
+    size = 32
+    if change == "file":
+        victim = image_files(os.path.join(data, "train"))[0]
+        cv2.imwrite(victim, 255 - cv2.imread(victim))
+    elif change == "image_size":
+        size = 48
+    else:
+        p = net.backbone.features[0].features[0].weight
+        p.set_data(ms.Tensor(p.asnumpy() * 1.5))
+    after, info2 = _features(data, net, tmp_path / "cache", image_size=size)
+    assert info2["cache"] == "miss" and info2["key"] != info["key"]
+    assert not np.array_equal(before["train_x"], after["train_x"])
+    assert len([f for f in os.listdir(tmp_path / "cache") if f.endswith(".npz")]) == 2

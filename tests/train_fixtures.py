@@ -1,0 +1,83 @@
+"""Shared fixtures of the train-head tests: tiny generated datasets, a pretrained checkpoint, a run.
+
+Everything is tiny (width 0.35, 32 px, a few images per class) so one head-mode run takes seconds.
+"""
+import os
+
+import numpy as np
+import pytest
+
+WIDTH = 0.35
+SIZE = 32
+TINY = ["--width", str(WIDTH), "--image-size", str(SIZE)]
+
+
+def lively(net, seed=0):
+    """Random weights whose pooled features are O(1) (the ModelZoo init makes them ~1e-8), so
+    feature comparisons and head training are meaningful."""
+    import mindspore as ms
+
+    from _runfolder import randomize
+    randomize(net, seed)
+    for _, cell in net.cells_and_names():
+        if isinstance(cell, ms.nn.Conv2d) and cell.group > 1:
+            cell.weight.set_data(ms.Tensor(cell.weight.asnumpy() * np.sqrt(cell.group)))
+    return net
+
+
+def invoke(*args):
+    from click.testing import CliRunner
+
+    from toolkit.cli import main
+    return CliRunner().invoke(main, ["-q", *[str(a) for a in args]], catch_exceptions=False)
+
+
+def run_cli_ok(*args):
+    result = invoke("train-head", *args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """2 classes x 6 images at 40 px (train/ and val/), a different variant than the checkpoint's."""
+    from toolkit.data.synthetic import make_dataset
+    root = tmp_path_factory.mktemp("train_data") / "two"
+    make_dataset(str(root), classes=2, per_class=6, size=40, seed=5, variant=1)
+    return str(root)
+
+
+@pytest.fixture(scope="session")
+def pretrained_ckpt(tmp_path_factory):
+    """A 3-class width-0.35 checkpoint with ModelZoo names (so its head never fits 2 classes)."""
+    from toolkit.checkpoints import save_params
+    from toolkit.models import build
+    path = tmp_path_factory.mktemp("pretrained") / "backbone3.ckpt"
+    save_params(lively(build("mobilenet_v2", 3, width=WIDTH)), str(path))
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory):
+    """One feature cache for the head-mode runs on tiny_data with pretrained_ckpt (same key)."""
+    return str(tmp_path_factory.mktemp("feature_cache"))
+
+
+@pytest.fixture(scope="session")
+def head_run(tmp_path_factory, tiny_data, pretrained_ckpt, shared_cache):
+    """A finished head-mode run (2 epochs, fp16 variants) shared by the output tests."""
+    out = str(tmp_path_factory.mktemp("runs") / "head")
+    result = run_cli_ok(tiny_data, "--out", out, "--mode", "head", "--pretrained", pretrained_ckpt,
+                        *TINY, "--epochs", "2", "--batch-size", "4", "--save-fp16", "--lr-max", "0.5",
+                        "--cache-dir", shared_cache)
+    return out, result.output
+
+
+def copy_data(src, dst):
+    import shutil
+    shutil.copytree(src, dst)
+    return str(dst)
+
+
+def image_files(root):
+    return sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if f.endswith(".jpg"))
