@@ -29,6 +29,7 @@ class ConvertOptions:
     min_quant_weight_size: int = DEFAULT_MIN_SIZE
     min_quant_weight_channel: int = DEFAULT_MIN_CHANNELS
     input_shape: Optional[Tuple[int, ...]] = None    # source layout (NCHW for image models)
+    input_name: Optional[str] = None          # checked against the model's input when given
     input_format: str = "NHWC"                # layout of the .ms input
     verify: int = 0                           # number of verification inputs (0: no verification)
     images: Optional[str] = None              # folder of verification images

@@ -131,10 +131,19 @@ def test_bad_option_combinations_are_usage_errors(tiny, tmp_path, args, message)
     assert not (tmp_path / "x.ms").exists()
 
 
-def test_input_shape_of_wrong_rank_fails_without_output(tiny, tmp_path):
-    r = run(tiny.onnx, "-o", tmp_path / "x.ms", "--input-shape", "1,3,32")
-    assert r.exit_code == 1 and "--input-shape" in r.output
+@pytest.mark.parametrize("shape, message", [("1,3,32", "has 3 dims"),
+                                            ("nosuch:1,3,32,32", "the model's input is 'x'")])
+def test_input_shape_that_does_not_fit_the_model_fails_without_output(tiny, tmp_path, shape, message):
+    r = run(tiny.onnx, "-o", tmp_path / "x.ms", "--input-shape", shape)
+    assert r.exit_code == 1 and message in r.output
     assert not (tmp_path / "x.ms").exists()
+
+
+def test_input_shape_may_name_the_input_as_converter_lite_does(tiny, tmp_path):
+    r = run(tiny.onnx, "-o", tmp_path / "x.ms", "--input-shape", "x:1,3,40,40")
+    assert r.exit_code == 0, r.output
+    m = read_ms(tmp_path / "x.ms")
+    assert tuple(m.tensors[m.inputs[0]].dims) == (1, 40, 40, 3)
 
 
 def test_existing_output_is_replaced_only_on_success(tiny, tmp_path):

@@ -210,6 +210,8 @@ def cases():
                np.pad(p, pads, constant_values=0.5), "pad_constant")
     yield Case("PadFusion", {"padding_mode": 1}, [("x", p), ("c", pads)], np.pad(p, pads, mode="reflect"),
                "pad_reflect")
+    yield Case("PadFusion", {"paddings": tuple(tuple(int(v) for v in row) for row in pads)}, [("x", p)],
+               np.pad(p, pads), "pad_from_vec2d_attribute")
     for mode, fn in {0: np.mean, 1: np.max, 2: np.min, 4: np.sum, 3: np.prod}.items():
         yield Case("ReduceFusion", {"mode": mode, "keep_dims": mode % 2 == 0},
                    [("x", p), ("c", np.array([1, 2], np.int32))],

@@ -8,6 +8,10 @@ def annotate_shapes(graph, options=None):
     if override:
         if len(graph.inputs) != 1:
             raise ConversionError("--input-shape needs a model with exactly one input")
+        name = getattr(options, "input_name", None)
+        if name and name != graph.inputs[0]:
+            raise ConversionError(f"--input-shape names input {name!r}; the model's input is "
+                                  f"{graph.inputs[0]!r}")
         old = graph.shapes[graph.inputs[0]]
         if len(old) != len(override):
             raise ConversionError(f"--input-shape {list(override)} has {len(override)} dims; the "

@@ -10,6 +10,7 @@ from ..errors import EngineUnavailableError, ModelFormatError, ToolkitError
 from .base import Engine, TensorSpec, check_device
 
 SUPPORTED = ("cpu", "gpu", "ascend")
+_THREADS_SET = None          # MindSpore's CPU thread count can be set once per process
 MS_TARGETS = {"cpu": "CPU", "gpu": "GPU", "ascend": "Ascend"}
 # mind_ir.proto TensorProto.DataType -> numpy dtype name
 MINDIR_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32",
@@ -62,7 +63,8 @@ class MindSporeEngine(Engine):
         ms = self._ms
         target = MS_TARGETS[device]
         current = ms.get_context("device_target")
-        ms.set_context(mode=ms.GRAPH_MODE)
+        # The execution mode is left alone: GraphCell runs in either mode, and the process may be
+        # training in PYNATIVE at the same time.
         if current != target:
             try:
                 ms.set_device(target)
@@ -76,10 +78,17 @@ class MindSporeEngine(Engine):
                                              "MindSpore kept its previous device")
 
     def _set_threads(self, threads):
+        global _THREADS_SET
+        if _THREADS_SET == threads:
+            return
+        if _THREADS_SET is not None:
+            raise ToolkitError(f"MindSpore already runs with {_THREADS_SET} CPU threads in this "
+                               f"process and cannot change to {threads} (a process-wide setting)")
         try:
             self._ms.device_context.cpu.op_tuning.threads_num(threads)
-        except Exception as e:  # it may only be set once per process
+        except Exception as e:  # e.g. set earlier by other code in this process
             raise ToolkitError(f"MindSpore cannot use {threads} threads in this process: {e}") from None
+        _THREADS_SET = threads
 
     def inputs(self):
         return list(self._inputs)

@@ -19,7 +19,7 @@ class ShapeType(click.ParamType):
     def convert(self, value, param, ctx):
         if isinstance(value, tuple):
             return value
-        text = value.rsplit(":", 1)[-1]
+        name, _, text = value.rpartition(":")
         try:
             dims = tuple(int(v) for v in text.replace("x", ",").split(","))
         except ValueError:
@@ -27,7 +27,7 @@ class ShapeType(click.ParamType):
                       param, ctx)
         if not 1 <= len(dims) <= 8 or any(not 1 <= d <= MAX_DIM for d in dims):
             self.fail(f"{value!r}: 1 to 8 dimensions, each between 1 and {MAX_DIM}", param, ctx)
-        return dims
+        return (name or None, dims)
 
 
 @click.command("convert")
@@ -79,7 +79,8 @@ def convert(model, output, fp16, quant, calib, quant_mode, min_quant_weight_size
         min_quant_weight_size=DEFAULT_MIN_SIZE if min_quant_weight_size is None else min_quant_weight_size,
         min_quant_weight_channel=(DEFAULT_MIN_CHANNELS if min_quant_weight_channel is None
                                   else min_quant_weight_channel),
-        input_shape=input_shape, input_format=input_format, verify=verify or 0, images=images)
+        input_shape=input_shape[1] if input_shape else None,
+        input_name=input_shape[0] if input_shape else None, input_format=input_format, verify=verify or 0, images=images)
     try:
         result = run_convert(model, output, options)
     except VerificationFailed as e:
