@@ -10,7 +10,6 @@ process (plus the runtime.Classifier rows); write JSON, Markdown and a PNG chart
 benchmarks/reports/ with the goal ratios and the physical limit.
 """
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -147,6 +146,7 @@ def main(argv=None):
         batches, threads, args.min_time, args.graphcell_iters = [1], [1], 0.5, 3
     log = lambda msg: print(f"[bench_runtime] {msg}", file=sys.stderr, flush=True)  # noqa: E731
     t_start = time.perf_counter()
+    load_start = environment.load_average()
     tmp = None
     if args.work is None:
         tmp = tempfile.TemporaryDirectory(prefix="bench-runtime-")
@@ -156,7 +156,7 @@ def main(argv=None):
         ensure_models(args.work, batches, log)
         made, failures = convert_models(args.work, batches, args.convert_from, log)
         flops, by_op = count_flops(os.path.join(args.work, f"model_b{batches[0]}.onnx"))
-        peaks = {t: peak_flop_rate(t, n=3072, repeats=5) for t in threads}
+        peaks = {t: peak_flop_rate(t, n=2048, repeats=10) for t in threads}
         log(f"model {flops / 1e9:.3f} GFLOPs/image; peak " +
             ", ".join(f"{t} thr {p['flops_per_s'] / 1e9:.1f} GFLOP/s" for t, p in peaks.items()))
         all_specs = plan(args.work, batches, threads, devices, made)
@@ -188,7 +188,7 @@ def main(argv=None):
         overheads = [r["overhead_s"] for r in rows if r.get("overhead_s")]
         settings = {"fast_rows": fast.to_dict(), "graphcell_rows": slow.to_dict(), "batches": batches,
                     "threads": threads, "devices": devices, "convert_from": args.convert_from,
-                    "suite_wall_s": round(wall, 1),
+                    "suite_wall_s": round(wall, 1), "load_average_at_start": load_start,
                     "mean_isolation_overhead_s": round(sum(overheads) / len(overheads), 3) if overheads else None}
         errors = [f"- {r['a']} vs {r['b']}: {r['error']}" for _, r in paired if "error" in r]
         extra_md = "\n\n".join([ratios_markdown(ratios)] +

@@ -31,7 +31,7 @@ IR_OPS = {
     "Reshape": "inputs x, shape (const int64)",
     "Flatten": "input x; axis",
     "Transpose": "input x; perm",
-    "Softmax": "input x; axis",
+    "Softmax": "input x; axis, flattens_from_axis (ONNX opset < 13 semantics)",
     "Concat": "inputs...; axis",
     "Identity": "input x (Dropout, Depend, Load, Identity all become this)",
 }

@@ -93,8 +93,17 @@ def _gap_shape(node, shapes, consts):
     return [_from_nchw((x[0], x[1], 1, 1), node)]
 
 
-@shape_rule("BatchNorm", "Activation", "BiasAdd", "Softmax", "Identity")
+@shape_rule("BatchNorm", "Activation", "BiasAdd", "Identity")
 def _same_shape(node, shapes, consts):
+    return [shapes[0]]
+
+
+@shape_rule("Softmax")
+def _softmax_shape(node, shapes, consts):
+    rank = len(shapes[0])
+    if node.attrs.get("flattens_from_axis") and node.attrs["axis"] % rank != rank - 1:
+        raise ConversionError(f"{node.name}: ONNX opset < 13 Softmax over axis {node.attrs['axis']} "
+                              f"of a rank-{rank} tensor (flattening semantics) is not supported")
     return [shapes[0]]
 
 

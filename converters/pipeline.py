@@ -102,6 +102,9 @@ def convert(source, output, options=None):
         raise ModelFormatError(source, "no such file")
     if not output.endswith(".ms"):
         raise ConversionError(f"output {output!r} must end in .ms")
+    if os.path.abspath(sidecar_path(output)) == os.path.abspath(sidecar_path(source)):
+        raise ConversionError(f"{output}: its metadata sidecar {sidecar_path(output)} would replace "
+                              f"the source's ({source}); choose another output name")
     t0 = time.perf_counter()
     seconds = {}
     graph = load_source(source)

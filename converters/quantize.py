@@ -3,7 +3,10 @@
 Like converter_lite's weight quantization, only conv and matmul weights are quantized, per output
 channel (the first axis), and small tensors stay float: fewer elements than `min_size` or fewer
 channels than `min_channels` (converter_lite's min_quant_weight_size / min_quant_weight_channel,
-defaults 0 and 16). Biases stay float32. Nodes with a quantized weight get quantType QUANT_WEIGHT.
+defaults 0 and 16), and tensors whose per-channel QuantParams (32 bytes each) would outweigh the
+8-bit saving, i.e. fewer than 32 elements per channel: the first conv and depthwise 3x3 convs stay
+float, as in official files. Biases stay float32. Nodes with a quantized weight get quantType
+QUANT_WEIGHT.
 """
 from dataclasses import dataclass
 
@@ -14,6 +17,7 @@ from runtime.msformat.model import (QUANT_WEIGHT, TYPE_FLOAT16, TYPE_FLOAT32, TY
 
 DEFAULT_MIN_SIZE = 0
 DEFAULT_MIN_CHANNELS = 16
+QUANT_PARAM_BITS = 32 * 8            # one QuantParam per channel, as converter_lite counts it
 WEIGHT_OPS = ("Conv2DFusion", "MatMulFusion", "FullConnection")
 
 
@@ -60,6 +64,13 @@ def quantize_channel(w, symmetric):
                                          num_bits=8, inited=True)
 
 
+def worth_quantizing(dims, bits, min_size, min_channels):
+    """converter_lite's rule: big enough, enough channels, and params smaller than the saving."""
+    size = int(np.prod(dims)) if dims else 1
+    return (len(dims) >= 2 and size >= min_size and dims[0] >= min_channels
+            and QUANT_PARAM_BITS * dims[0] <= size * bits)
+
+
 def quantize_weights(model, weight_indices, symmetric=True, min_size=DEFAULT_MIN_SIZE,
                      min_channels=DEFAULT_MIN_CHANNELS):
     stats = QuantStats()
@@ -71,9 +82,8 @@ def quantize_weights(model, weight_indices, symmetric=True, min_size=DEFAULT_MIN
         t = model.tensors[i]
         nodes = users.get(i, [])
         transposed_ok = all(n.op_type != "MatMulFusion" or n.attrs.get("transpose_b") for n in nodes)
-        size = int(np.prod(t.dims)) if t.dims else 1
-        if (t.data_type != TYPE_FLOAT32 or len(t.dims) < 2 or not transposed_ok
-                or size < min_size or t.dims[0] < min_channels):
+        if (t.data_type != TYPE_FLOAT32 or not transposed_ok
+                or not worth_quantizing(tuple(t.dims), 8, min_size, min_channels)):
             stats.kept_float += 1
             continue
         w = _weight(t)

@@ -15,6 +15,7 @@ against it (tests/test_preprocess_parity.py), so the runtime sees the same pixel
 Untrusted input is bounded: the file size is capped and PNG/JPEG headers are read before decoding,
 so a small file that claims a gigapixel image is refused without allocating it.
 """
+import logging
 import os
 import struct
 
@@ -109,6 +110,10 @@ def decode_bytes(data, source, exif_orientation="ignore"):
     if dims is not None and dims[0] * dims[1] > MAX_PIXELS:
         raise ImageError(source, f"header claims {dims[1]}x{dims[0]} pixels, more than the "
                                  f"{MAX_PIXELS} pixel limit")
+    if exif_orientation == "ignore" and jpeg_components(data) == 4:
+        rgb_img = _decode_cmyk_jpeg(data, source)
+        if rgb_img is not None:
+            return rgb_img
     buf = np.frombuffer(data, np.uint8)
     try:
         bgr_img = cv2.imdecode(buf, flags)
@@ -118,6 +123,37 @@ def decode_bytes(data, source, exif_orientation="ignore"):
         raise ImageError(source, "cannot decode: not an image, truncated, or a format OpenCV "
                                  "cannot read")
     return cv2.cvtColor(bgr_img, cv2.COLOR_BGR2RGB)
+
+
+def _decode_cmyk_jpeg(data, source):
+    """CMYK/YCCK JPEG -> RGB exactly as MindSpore's Decode: channel = (255-X)*(255-K) // 255.
+
+    OpenCV converts with `K - ((255-X')*K >> 8)` on the inverted values, one grey level off
+    MindSpore on most pixels; libjpeg's raw CMYK is needed to match, which OpenCV does not expose,
+    so Pillow decodes these rare files when it is installed (it is, wherever matplotlib is).
+    Without Pillow the OpenCV decode is used, logged once, at most 1 grey level off training.
+    """
+    try:
+        from PIL import Image as PILImage
+    except ImportError:
+        if not _CMYK_WARNED:
+            _CMYK_WARNED.append(True)
+            logging.getLogger(__name__).warning(
+                "CMYK JPEG %s decoded by OpenCV (Pillow absent): up to 1 grey level off MindSpore", source)
+        return None
+    import io
+    try:
+        with PILImage.open(io.BytesIO(bytes(data))) as im:
+            if im.mode != "CMYK":
+                return None
+            cmyk = np.asarray(im, dtype=np.uint16)
+    except Exception as e:  # Pillow raises many types on corrupt data
+        raise ImageError(source, f"cannot decode CMYK JPEG: {e}") from None
+    inv_k = 255 - cmyk[..., 3:4]
+    return ((255 - cmyk[..., :3]) * inv_k // 255).astype(np.uint8)
+
+
+_CMYK_WARNED = []
 
 
 def header_size(data):
@@ -135,6 +171,18 @@ _SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD
 
 
 def _jpeg_size(data):
+    """(height, width) from the first SOF of a JPEG; None when not found."""
+    sof = _jpeg_sof(data)
+    return sof[:2] if sof else None
+
+
+def jpeg_components(data):
+    """Number of colour components of a JPEG (4 for CMYK/YCCK), None if not a readable JPEG."""
+    sof = _jpeg_sof(data) if bytes(data[:2]) == b"\xff\xd8" else None
+    return sof[2] if sof else None
+
+
+def _jpeg_sof(data):
     """Walk JPEG marker segments to the first SOF; bounded by the data length."""
     mv = memoryview(data)
     i, n = 2, len(mv)
@@ -151,10 +199,10 @@ def _jpeg_size(data):
         seg_len = (mv[i + 2] << 8) | mv[i + 3]
         if seg_len < 2:
             return None
-        if marker in _SOF_MARKERS and i + 9 <= n:
+        if marker in _SOF_MARKERS and i + 10 <= n:
             h = (mv[i + 5] << 8) | mv[i + 6]
             w = (mv[i + 7] << 8) | mv[i + 8]
-            return h, w
+            return h, w, mv[i + 9]
         i += 2 + seg_len
     return None
 

@@ -2,6 +2,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -25,8 +26,15 @@ def test_subprocess_row_measures_in_its_own_process(model):
     assert row["status"] == "ok", row["reason"]
     assert row["isolation"] == "subprocess" and row["device"] == "cpu" and row["iters"] == 3
     assert 0 < row["min_ms"] <= row["p50_ms"] <= row["max_ms"]
-    assert row["peak_mem_mb"] >= row["base_mem_mb"] > 10      # the child's own ru_maxrss
+    assert row["peak_mem_mb"] >= row["base_mem_mb"] > 10
     assert 0 < row["overhead_s"] < 30
+
+
+def test_subprocess_peak_memory_is_the_rows_own_not_the_parents(model):
+    ballast = np.ones(256 * 2**20 // 8)           # 256 MiB resident in this (parent) process
+    row = run_subprocess(RowSpec(model, "opencv", "cpu", 1, 1), QUICK)
+    assert row["status"] == "ok", row["reason"]
+    assert row["peak_mem_mb"] < 200 < ballast.nbytes / 2**20
 
 
 def test_subprocess_row_of_a_corrupt_model_fails_naming_the_file(tmp_path):

@@ -71,3 +71,16 @@ def test_folder_without_classes_or_images_is_an_error(tmp_path):
     (tmp_path / "a" / "notes.txt").write_text("x")
     with pytest.raises(BenchDataError, match="no images"):
         list_image_folder(str(tmp_path))
+
+
+@pytest.mark.parametrize("shape,fmt,meta_layout,want", [
+    ((1, 3, 8, 8), "", "NHWC", "NCHW"),        # the shape wins over a sidecar written for another file
+    ((1, 8, 8, 3), "", "NCHW", "NHWC"),
+    ((1, 8, 8, 3), "NCHW", "NHWC", "NCHW"),    # a declared format wins
+    ((1, 3, 8, 3), "", "NHWC", "NHWC"),        # ambiguous shape: the metadata decides
+])
+def test_input_layout_comes_from_the_model_first(shape, fmt, meta_layout, want):
+    from runtime.engines.base import TensorSpec
+    from toolkit.bench.data import input_layout
+    meta = ModelMeta(image_size=8, resize=10, layout=meta_layout)
+    assert input_layout(TensorSpec("x", shape, "float32", fmt), meta) == want

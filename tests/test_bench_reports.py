@@ -38,6 +38,14 @@ def test_terminal_table_shows_rows_and_numbered_reasons():
     assert "top1" not in lines[1]                                      # no --data, no accuracy columns
 
 
+def test_a_reason_shared_by_several_rows_is_one_note():
+    rows = make_rows()
+    rows.append(dict(rows[2], model="/m/other.onnx"))                 # same unavailability reason
+    text = format_table(rows)
+    assert text.count("CUDAExecutionProvider not in") == 1
+    assert [line.rstrip()[-3:] for line in text.splitlines() if "unavailable" in line] == ["[1]", "[1]"]
+
+
 def test_json_keeps_every_field_and_the_environment(tmp_path):
     path = tmp_path / "r.json"
     WRITERS["json"](path, make_rows(), environment={"cpu": "x"}, settings={"iters": 20})

@@ -8,7 +8,7 @@ import pytest
 from runtime.engines.base import TensorSpec
 from runtime.errors import EngineUnavailableError
 from toolkit.bench.harness import run_plan
-from toolkit.bench.measure import BenchSettings, RESULT_FIELDS, plan_feeds, run_row
+from toolkit.bench.measure import RESULT_FIELDS, STATUSES, BenchSettings, plan_feeds, run_row
 from toolkit.bench.plan import RowSpec
 
 
@@ -136,6 +136,7 @@ def test_failing_rows_do_not_stop_the_table(monkeypatch):
     rows = run_plan(specs, BenchSettings(warmup=0, iters=2, min_time=None), isolation="inprocess",
                     loader=loader, clock=clock)
     assert [r["status"] for r in rows] == ["failed", "failed", "ok"]
+    assert all(r["status"] in STATUSES for r in rows)
     assert "RuntimeError: kernel exploded" in rows[0]["reason"]
     assert "not installed" in rows[1]["reason"]
     assert rows[2]["label"] == "c.onnx onnxruntime cpu b1 t1"

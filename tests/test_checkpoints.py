@@ -33,7 +33,7 @@ def _same(a, b, names):
 def test_round_trip_is_exact_and_leaves_no_temp_files(source, tmp_path):
     net, path = source
     back = load_params(path)
-    assert set(back) == set(params_of(net)) and _same(net, net, back)
+    assert set(back) == set(params_of(net))
     assert all(np.array_equal(back[k], v) for k, v in params_of(net).items())
     save_params(net, tmp_path / "x.ckpt")
     assert os.listdir(tmp_path) == ["x.ckpt"]

@@ -151,3 +151,18 @@ def test_classifier_on_the_converted_ms_agrees_with_mindspore(tiny, tiny_ms):
     for got, want in zip(ms_clf.predict_batch(images), ref.predict_batch(images)):
         assert [label for label, _ in got] == [label for label, _ in want]
         assert max(abs(a[1] - b[1]) for a, b in zip(got, want)) <= 1e-4
+
+
+@pytest.mark.parametrize("name", ["onnxruntime", "opencv", "mindspore"])
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_corrupt_model_files_are_named(name, damage, tiny, tmp_path):
+    from runtime.errors import ModelFormatError
+    entry = ENGINES_BY_NAME[name]
+    _skip_unless_usable(entry)
+    source = _model_for(entry, tiny)
+    data = open(source, "rb").read()
+    bad = tmp_path / ("bad" + os.path.splitext(source)[1])
+    bad.write_bytes(data[: len(data) // 3] if damage == "truncated" else b"\x08\x96\x01" + np.random.default_rng(0).bytes(500))
+    with pytest.raises(ModelFormatError) as err:
+        runtime.load(str(bad), engine=name)
+    assert str(bad) in str(err.value)

@@ -1,7 +1,6 @@
 """Head mode's feature cache: keyed by everything features depend on, reused when nothing changed,
 and onnxruntime features checked against MindSpore's."""
 import os
-import time
 
 import numpy as np
 import pytest

@@ -78,6 +78,15 @@ def _exif_jpeg(orientation):
     return _pil_bytes(PILImage.fromarray(PHOTO), "JPEG", quality=95, exif=exif.tobytes())
 
 
+def test_cmyk_jpeg_uses_mindspores_integer_conversion():
+    data = _pil_bytes(PILImage.fromarray(PHOTO).convert("CMYK"), "JPEG", quality=95)
+    cmyk = np.asarray(PILImage.open(io.BytesIO(data))).astype(int)
+    expected = (255 - cmyk[..., :3]) * (255 - cmyk[..., 3:]) // 255
+    out = load_rgb(data)
+    assert out.dtype == np.uint8 and np.array_equal(out, expected)
+    assert np.abs(out.astype(int) - PHOTO).max() <= 8          # and it is still the same picture
+
+
 def test_exif_orientation_is_ignored_like_mindspore_decode():
     assert load_rgb(_exif_jpeg(6)).shape == (37, 53, 3)
 

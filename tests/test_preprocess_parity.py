@@ -3,8 +3,8 @@
 Reference: `mindspore.dataset.ImageFolderDataset` + Decode / Resize(resize) / CenterCrop(size) /
 Normalize(mean, std) / HWC2CHW, the pipeline training evaluates with. Inputs are real photographs
 nobody here made (matplotlib's and scikit-image's sample data), at their odd native sizes, plus
-odd-sized crops of them re-encoded as JPEG (one carrying an EXIF rotation tag), a 16-bit PNG, a
-palette PNG, grayscale and RGBA files.
+odd-sized crops of them re-encoded as JPEG (one carrying an EXIF rotation tag, one CMYK), 16-bit
+PNGs, a palette PNG, grayscale and RGBA files.
 """
 import importlib.util
 import io
@@ -52,6 +52,9 @@ def _derived(photo_path):
     buf = io.BytesIO()
     pil.convert("L").save(buf, "JPEG", quality=85)
     out.append(("gray_333x251.jpg", buf.getvalue()))
+    buf = io.BytesIO()
+    pil.convert("CMYK").save(buf, "JPEG", quality=90)
+    out.append(("cmyk_333x251.jpg", buf.getvalue()))
     buf = io.BytesIO()
     pil.convert("P", palette=PILImage.ADAPTIVE, colors=64).save(buf, "PNG", transparency=0)
     out.append(("palette_trns_333x251.png", buf.getvalue()))

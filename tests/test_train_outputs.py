@@ -45,7 +45,6 @@ def test_training_changed_the_head_not_the_frozen_backbone(head_run, pretrained_
     assert all(np.array_equal(best[k], start[k]) for k in best if not k.startswith("head."))
 
 
-@pytest.mark.slow
 def test_fused_checkpoint_gives_the_same_outputs(head_run, val_images):
     out, _ = head_run
     ref = _outputs(out, "best", val_images)

@@ -52,6 +52,7 @@ def load(path):
     model = _read(path)
     g = model.graph
     ctx = FrontendContext(path, "onnx")
+    ctx.opset = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     for init in g.initializer:
         try:
             ctx.graph.consts[init.name] = numpy_helper.to_array(init).copy()
@@ -233,7 +234,10 @@ def _transpose(ctx, n, a):
 
 @ONNX_OPS.register("Softmax")
 def _softmax(ctx, n, a):
-    ctx.emit(_name(n), "Softmax", n.input[:1], n.output[:1], axis=int(a.get("axis", -1)))
+    # Before opset 13, Softmax flattens the dims from `axis` on (and the default axis is 1).
+    legacy = ctx.opset < 13
+    ctx.emit(_name(n), "Softmax", n.input[:1], n.output[:1],
+             axis=int(a.get("axis", 1 if legacy else -1)), flattens_from_axis=legacy)
 
 
 @ONNX_OPS.register("Concat")

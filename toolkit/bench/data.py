@@ -52,7 +52,7 @@ def _meta_for(engine, meta):
         return meta
     from runtime.metadata import ModelMeta, resize_for
     spec = engine.inputs()[0]
-    layout = spec.format or "NCHW"
+    layout = input_layout(spec, ModelMeta())
     size = spec.shape[2] if layout == "NCHW" else spec.shape[1]
     if not size:
         raise BenchDataError(f"{engine.path}: no metadata sidecar and a dynamic input size; cannot "
@@ -69,13 +69,23 @@ def preprocessor(meta, layout):
     return Preprocessor(meta, layout)
 
 
+def input_layout(spec, meta):
+    """NCHW/NHWC as the model's input really is: its declared format, else its 3-channel axis, else the
+    metadata (a sidecar shared by several files of one run may describe another file's layout)."""
+    if spec.format in ("NCHW", "NHWC"):
+        return spec.format
+    if len(spec.shape) == 4 and (spec.shape[1] == 3) != (spec.shape[3] == 3):
+        return "NCHW" if spec.shape[1] == 3 else "NHWC"
+    return meta.layout
+
+
 def evaluate_folder(engine, root, meta, batch):
     """{'images', 'top1', 'predictions', 'labels'} of `engine` on the ImageFolder `root`."""
     classes, samples = list_image_folder(root)
     meta = _meta_for(engine, meta)
     to_model = class_index_map(classes, meta)
     spec = engine.inputs()[0]
-    prep = preprocessor(meta, spec.format or meta.layout)
+    prep = preprocessor(meta, input_layout(spec, meta))
     fixed = spec.shape[0] if spec.shape else None
     chunk = fixed if fixed is not None else batch
     preds = []

@@ -34,6 +34,14 @@ def gpu_names():
     return [line.strip() for line in out.stdout.splitlines() if line.strip()]
 
 
+def load_average():
+    """1/5/15-minute load averages: how busy the machine was (a shared box makes figures noisy)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def package_versions():
     versions = {}
     for name in PACKAGES:
@@ -53,5 +61,6 @@ def collect():
         "system": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "gpus": gpu_names(),
+        "load_average": load_average(),
         "packages": package_versions(),
     }

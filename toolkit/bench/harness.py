@@ -4,7 +4,6 @@ A row that fails or is unavailable is recorded and the run goes on; only the cal
 with a table that has failed rows.
 """
 from .isolation import RUNNERS
-from .plan import RowSpec
 
 
 def run_plan(specs, settings, isolation="subprocess", on_row=None, **runner_kw):
@@ -42,5 +41,3 @@ def add_agreement(rows, reference_engine=None):
         r["agreement"] = agreement(r["predictions"], ref["predictions"])
     return ref
 
-
-__all__ = ["run_plan", "add_agreement", "RowSpec"]

@@ -1,6 +1,6 @@
 """How a row is run: in a fresh Python subprocess (default) or in the current process.
 
-A subprocess per row gives each row an honest peak memory (its own ru_maxrss), the thread count fixed
+A subprocess per row gives each row an honest peak memory (its own VmHWM), the thread count fixed
 before any library starts its pools, and isolation: a crash, a hang or a leaked thread pool ends only
 that row. The cost (interpreter start, numpy/runtime imports, IPC) is measured for every row and reported
 as `overhead_s`; it is never part of the load or latency figures.

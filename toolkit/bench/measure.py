@@ -70,10 +70,34 @@ def empty_result(spec) -> dict:
     return row
 
 
+def _proc_status_mb(field):
+    """A memory line of /proc/self/status in MiB, or None off Linux."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def peak_rss_mb():
-    """Peak resident memory of this process so far, in MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    """Peak resident memory of this process so far, in MiB.
+
+    VmHWM belongs to this process image only. ru_maxrss is the fallback off Linux, but on Linux it
+    survives exec: a child started by a large parent would report the parent's size.
+    """
+    hwm = _proc_status_mb("VmHWM")
+    if hwm is not None:
+        return hwm
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return kb / (1024.0 * 1024.0) if sys.platform == "darwin" else kb / 1024.0
+
+
+def current_rss_mb():
+    rss = _proc_status_mb("VmRSS")
+    return rss if rss is not None else peak_rss_mb()
 
 
 def plan_feeds(specs, batch, meta=None, seed=0):
@@ -190,7 +214,7 @@ def run_row(spec, settings: BenchSettings, loader: Optional[Callable] = None,
     row["isolation"] = isolation
     if spec.unavailable:
         return row
-    row["base_mem_mb"] = peak_rss_mb()
+    row["base_mem_mb"] = current_rss_mb()
     try:
         _measure(spec, settings, loader, clock, row)
         row["status"] = "ok"

@@ -84,17 +84,16 @@ COLUMNS = (
 
 
 def table_cells(rows):
-    """(headers, cell rows, notes): reasons of non-ok rows become numbered notes."""
+    """(headers, cell rows, notes): reasons of non-ok rows become numbered notes (one per distinct text)."""
     cols = [c for c in COLUMNS if not c[2] or any(c[1](r) for r in rows)]
     headers = [c[0] for c in cols] + ["note"]
-    cells, notes = [], []
+    cells, numbers = [], {}
     for r in rows:
         note = ""
         if r.get("reason"):
-            notes.append(r["reason"])
-            note = f"[{len(notes)}]"
+            note = f"[{numbers.setdefault(r['reason'], len(numbers) + 1)}]"
         cells.append([c[1](r) for c in cols] + [note])
-    return headers, cells, notes
+    return headers, cells, list(numbers)
 
 
 def format_table(rows, title="latency in ms"):
@@ -121,7 +120,8 @@ def format_markdown(rows, environment=None, settings=None, title="Runtime latenc
         pk = ", ".join(f"{k} {v}" for k, v in sorted(environment.get("packages", {}).items()))
         out += [f"- Date: {environment.get('date_utc')}",
                 f"- CPU: {environment.get('cpu')} ({environment.get('cpu_count')} logical cores); GPU: {gpus}",
-                f"- System: {environment.get('system')}, Python {environment.get('python')}",
+                f"- System: {environment.get('system')}, Python {environment.get('python')}; load average "
+                f"(1/5/15 min) {environment.get('load_average')} on {environment.get('cpu_count')} cores",
                 f"- Packages: {pk}"]
     if settings:
         out.append("- Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items() if v is not None))

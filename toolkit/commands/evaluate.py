@@ -1,5 +1,4 @@
 """`toolkit eval`: top-1, per-class accuracy and confusion matrix (JSON + PNG) of a run on a dataset."""
-import os
 
 import click
 

@@ -42,6 +42,9 @@ def _validate(cfg):
         check_level(cfg.amp, cfg.device)
     except AmpError as e:
         raise click.UsageError(str(e)) from None
+    if cfg.workers > 1 and MODES[cfg.mode].cached_features:
+        raise click.UsageError("--mode head trains a tiny head on cached features in one process; "
+                               "drop --workers (data-parallel runs: incremental, finetune, scratch)")
     if cfg.local_workers > cfg.workers:
         raise click.UsageError("--local-workers cannot exceed --workers")
 
@@ -61,9 +64,9 @@ def _relaunch(ctx, cfg):
                 args.append(flag)
         elif value is not None:
             args += [flag, str(value)]
+    log_dir = cfg.log_dir or os.path.join(cfg.out, "logs")
     return launch([worker_script_path()] + args, cfg.workers, cfg.local_workers, cfg.master_addr,
-                  cfg.master_port, cfg.node_rank, cfg.log_dir or "msrun_logs", join=True,
-                  device=cfg.device)
+                  cfg.master_port, cfg.node_rank, log_dir, join=True, device=cfg.device)
 
 
 @click.command("train-head")
@@ -114,7 +117,7 @@ def _relaunch(ctx, cfg):
 @click.option("--master-addr", default="127.0.0.1", show_default=True)
 @click.option("--master-port", type=click.IntRange(1, 65535), default=8118, show_default=True)
 @click.option("--node-rank", type=click.IntRange(0), default=0, show_default=True)
-@click.option("--log-dir", type=click.Path(file_okay=False), help="Per-rank logs [msrun_logs].")
+@click.option("--log-dir", type=click.Path(file_okay=False), help="Per-rank logs [RUN_DIR/logs].")
 @click.pass_context
 def train_head(ctx, **params):
     """Train a classifier on an ImageFolder dataset DATA and write the run folder RUN_DIR."""

@@ -1,12 +1,13 @@
 """A few data-parallel training steps of a small network on generated data, run under msrun.
 
-Used by the tests (every rank must end with the same trainable weights, equal to one process averaging
-the shards' gradients) and by benchmarks/bench_distributed.py (step times). Each rank trains on its own
-slice of a deterministic global batch and writes `OUT/rank<r>.npz` (trainable weights) and
-`OUT/rank<r>.json` (losses, step times); rank 0 also writes `OUT/init.npz` (the starting weights).
-Writing per rank is the point of a check; training commands write on rank 0 only.
+Used by the tests (every rank holds the same trainable weights, and each step equals one process
+averaging the shards' gradients) and by benchmarks/bench_distributed.py (step times). Each rank trains
+on its own slice of a deterministic global batch with train-head's loss, optimizer and step cell and
+writes `OUT/rank<r>_step<s>.npz` (trainable weights `p:<name>` and momentum `m:<name>` after step s;
+step 0 is the start) and `OUT/rank<r>.json` (losses, step times). Writing per rank is the point of a
+check; training commands write on rank 0 only.
 
-    msrun ... python -m toolkit.distributed.dp_check --out DIR --steps 3 --batch-size 4
+    msrun ... python -m toolkit.distributed.dp_check --out DIR --steps 2 --batch-size 4
 """
 import argparse
 import json
@@ -39,6 +40,20 @@ def trainable(net):
     return {p.name: p.asnumpy().copy() for p in net.trainable_params()}
 
 
+def state(opt):
+    """Trainable weights and their momentum, the whole state one optimizer step depends on."""
+    out = {f"p:{p.name}": p.asnumpy().copy() for p in opt.parameters}
+    out.update({f"m:{p.name}": m.asnumpy().copy() for p, m in zip(opt.parameters, opt.moments)})
+    return out
+
+
+def load_state(opt, arrays):
+    import mindspore as ms
+    for p, m in zip(opt.parameters, opt.moments):
+        p.set_data(ms.Tensor(arrays[f"p:{p.name}"]))
+        m.set_data(ms.Tensor(arrays[f"m:{p.name}"]))
+
+
 def save_npz(path, arrays):
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
@@ -56,15 +71,12 @@ def build(args):
     np.random.seed(args.seed)      # the ModelZoo initialiser draws from NumPy
     net = build_model(args.arch, args.classes, width=args.width)
     loss = make_loss(args.label_smoothing)
-    opt = make_optimizer(net.trainable_params(), learning_rates(args), optimizer_settings(args))
+    opt = make_optimizer(net.trainable_params(), np.full(max(args.steps, 2), args.lr, np.float32),
+                         _optimizer_settings(args))
     return net, loss, opt, build_train_step(net, loss, opt, "O0", 1.0, args.device)
 
 
-def learning_rates(args):
-    return np.full(max(args.steps, 1), args.lr, np.float32)
-
-
-def optimizer_settings(args):
+def _optimizer_settings(args):
     from types import SimpleNamespace
     return SimpleNamespace(weight_decay=args.weight_decay, momentum=args.momentum, loss_scale=1.0)
 
@@ -73,13 +85,13 @@ def run(args):
     import mindspore as ms
     info = init_data_parallel(args.device) if inside_worker() else DistInfo.single(args.device)
     if not inside_worker():
-        ms.set_device(args.device.upper() if args.device != "ascend" else "Ascend")
-    ms.set_context(mode=ms.GRAPH_MODE if args.mode == "graph" else ms.PYNATIVE_MODE)
-    net, _, _, step = build(args)
+        ms.set_device({"cpu": "CPU", "gpu": "GPU", "ascend": "Ascend"}[args.device])
+    ms.set_context(mode=ms.GRAPH_MODE)
+    net, _, opt, step = build(args)
     step.set_train()
     os.makedirs(args.out, exist_ok=True)
-    if info.is_rank0:
-        save_npz(os.path.join(args.out, "init.npz"), trainable(net))
+    if args.save_steps:
+        save_npz(os.path.join(args.out, f"rank{info.rank}_step0.npz"), state(opt))
     losses, times = [], []
     for s in range(args.steps):
         x, y = step_batch(args.seed, s, args.batch_size * info.size, args.image_size, args.classes)
@@ -88,29 +100,31 @@ def run(args):
         loss = step(x, y)
         losses.append(float(loss.asnumpy()))     # asnumpy() waits for the step to finish
         times.append(time.perf_counter() - t)
-    save_npz(os.path.join(args.out, f"rank{info.rank}.npz"), trainable(net))
+        if args.save_steps:
+            save_npz(os.path.join(args.out, f"rank{info.rank}_step{s + 1}.npz"), state(opt))
     atomic_write_text(os.path.join(args.out, f"rank{info.rank}.json"), json.dumps(
         {"rank": info.rank, "size": info.size, "backend": info.backend, "batch_size": args.batch_size,
-         "global_batch": args.batch_size * info.size, "losses": losses, "step_s": times}, indent=1))
+         "global_batch": args.batch_size * info.size, "image_size": args.image_size, "width": args.width,
+         "losses": losses, "step_s": times}, indent=1))
     return info
 
 
 def parser():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True)
-    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--steps", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=4, help="per device")
     p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--arch", default="mobilenet_v2")
     p.add_argument("--width", type=float, default=0.35)
     p.add_argument("--classes", type=int, default=3)
     p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--weight-decay", type=float, default=4e-5)
     p.add_argument("--label-smoothing", type=float, default=0.1)
-    p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--mode", choices=("graph", "pynative"), default="graph")
     p.add_argument("--device", choices=("cpu", "gpu", "ascend"), default="cpu")
+    p.add_argument("--save-steps", action="store_true", help="write every rank's state after every step")
     return p
 
 

@@ -4,7 +4,6 @@ Extraction uses exactly the eval transform (`toolkit.data.pipeline.eval_batches`
 backbone on the engine chosen by `extract.choose_engine`, checked against MindSpore first.
 """
 import logging
-import os
 import time
 
 import numpy as np
