@@ -7,6 +7,8 @@ against it (tests/test_preprocess_parity.py), so the runtime sees the same pixel
   call already converts the odd kinds the way training does: grayscale is replicated to three
   channels, the alpha channel of RGBA/LA images is dropped (no compositing: training never saw a
   background colour), 16-bit samples keep their high byte, palette images are expanded;
+- CMYK/YCCK JPEGs: MindSpore converts them with its own integer formula, reproduced here (see
+  `_decode_cmyk_jpeg`);
 - EXIF orientation: MindSpore's Decode ignores the tag, so the default policy is "ignore"
   (ModelMeta.exif_orientation). "apply" rotates like a photo viewer, for models trained that way;
 - arrays follow the same rules; their channel order must be stated ("BGR" or "RGB") because an

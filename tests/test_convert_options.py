@@ -112,10 +112,10 @@ def test_input_format_nchw_verifies_on_the_source_shape(tiny, tmp_path):
 def test_missing_sidecar_is_generated_and_said(tiny, tmp_path):
     src = tmp_path / "bare.onnx"
     src.write_bytes(open(tiny.onnx, "rb").read())
-    r = run(src, "-o", tmp_path / "bare.ms")
+    r = run(src, "-o", tmp_path / "bare_lite.ms")
     assert r.exit_code == 0, r.output
     assert "generated" in r.output
-    meta = ModelMeta.load(str(tmp_path / "bare.json"))
+    meta = ModelMeta.load(str(tmp_path / "bare_lite.json"))
     assert meta.image_size == tiny.x.shape[2] and meta.class_names == []
 
 

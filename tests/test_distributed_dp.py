@@ -60,6 +60,7 @@ def reference_opt():
     def step(start, s, ranks):
         """From `start`, one optimizer step on the average of the listed shards' gradients of batch s."""
         dp_check.load_state(opt, start)
+        opt.global_step.set_data(ms.Tensor([s], ms.int32))     # the learning-rate schedule's index
         x, y = dp_check.step_batch(args.seed, s, args.batch_size * WORKERS, args.image_size, args.classes)
         grads = [grad_fn(ms.Tensor(dp_check.shard(x, r, WORKERS)), ms.Tensor(dp_check.shard(y, r, WORKERS)))[1]
                  for r in ranks]
