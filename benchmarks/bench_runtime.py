@@ -156,7 +156,7 @@ def main(argv=None):
         ensure_models(args.work, batches, log)
         made, failures = convert_models(args.work, batches, args.convert_from, log)
         flops, by_op = count_flops(os.path.join(args.work, f"model_b{batches[0]}.onnx"))
-        peaks = {t: peak_flop_rate(t, n=2048, repeats=10) for t in threads}
+        peaks = {t: peak_flop_rate(t, n=(1024, 2048), repeats=8) for t in threads}
         log(f"model {flops / 1e9:.3f} GFLOPs/image; peak " +
             ", ".join(f"{t} thr {p['flops_per_s'] / 1e9:.1f} GFLOP/s" for t, p in peaks.items()))
         all_specs = plan(args.work, batches, threads, devices, made)

@@ -66,7 +66,7 @@ def _check_options(o):
 def _source_meta(source):
     path = sidecar_path(source)
     if os.path.isfile(path):
-        return ModelMeta.load(path), f"copied from {path}"
+        return ModelMeta.load(path), f"copied from {path}, with the .ms input's layout and name"
     return None, "generated (the source has no metadata sidecar; class names are unknown)"
 
 
@@ -123,7 +123,7 @@ def convert(source, output, options=None):
         quantized = quantize_weights(model, weights, options.symmetric, options.min_quant_weight_size,
                                      options.min_quant_weight_channel).quantized
     data = model_to_bytes(model)
-    seconds["lower_and_write"] = time.perf_counter() - t
+    seconds["lower_and_serialize"] = time.perf_counter() - t
     meta, origin = _source_meta(source)
     meta = _meta_for_output(meta, model, options)
     report = None

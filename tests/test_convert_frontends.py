@@ -47,12 +47,12 @@ def test_unsupported_onnx_ops_are_all_listed_with_node_names_and_nothing_is_writ
              helper.make_node("HardSwish", ["b"], ["c"], name="hswish_2")]
     src = tmp_path / "bad.onnx"
     onnx.save(_onnx_model(nodes, opset=14), str(src))
-    out = tmp_path / "bad.ms"
+    out = tmp_path / "bad_lite.ms"
     with pytest.raises(UnsupportedOpsError) as e:
         convert(src, out)
     assert e.value.ops == [("erf_1", "Erf"), ("hswish_2", "HardSwish")]
     assert "erf_1 (Erf)" in str(e.value) and "hswish_2 (HardSwish)" in str(e.value)
-    assert not out.exists() and not (tmp_path / "bad.json").exists()
+    assert not out.exists() and not (tmp_path / "bad_lite.json").exists()
 
 
 def test_unsupported_mindir_ops_are_all_listed(tmp_path):
@@ -67,10 +67,10 @@ def test_unsupported_mindir_ops_are_all_listed(tmp_path):
     ms.export(Odd(), ms.Tensor(np.zeros((1, 3, 4, 4), np.float32)), file_name=str(tmp_path / "odd"),
               file_format="MINDIR")
     with pytest.raises(UnsupportedOpsError) as e:
-        convert(tmp_path / "odd.mindir", tmp_path / "odd.ms")
+        convert(tmp_path / "odd.mindir", tmp_path / "odd_lite.ms")
     kinds = sorted(op for _, op in e.value.ops)
     assert kinds == ["Erf", "Sin"] and all(name for name, _ in e.value.ops)
-    assert not (tmp_path / "odd.ms").exists()
+    assert not (tmp_path / "odd_lite.ms").exists()
 
 
 def test_onnx_opset_below_11_is_refused(tmp_path):
@@ -78,7 +78,7 @@ def test_onnx_opset_below_11_is_refused(tmp_path):
     src = tmp_path / "old.onnx"
     onnx.save(_onnx_model([helper.make_node("Relu", ["x"], ["y"])], opset=9), str(src))
     with pytest.raises(Exception, match="opset 9"):
-        convert(src, tmp_path / "old.ms")
+        convert(src, tmp_path / "old_lite.ms")
 
 
 @pytest.mark.parametrize("fmt", ["mindir", "onnx"])
@@ -88,7 +88,7 @@ def test_corrupt_model_file_gives_a_clear_error_naming_it(tiny, tmp_path, fmt, d
     bad = {"truncated": data[:len(data) // 2], "garbage": os.urandom(2048), "empty": b""}[damage]
     src = tmp_path / f"broken.{fmt}"
     src.write_bytes(bad)
-    out = tmp_path / "broken.ms"
+    out = tmp_path / "broken_lite.ms"
     out.write_bytes(b"previous model")
     with pytest.raises(ModelFormatError) as e:
         convert(src, out)

@@ -2,7 +2,7 @@
 
 The workers run toolkit/distributed/dp_check.py: MobileNetV2 (width 0.35, 32 px, 3 classes) with
 train-head's loss (label smoothing 0.1), optimizer (Momentum 0.9, weight decay 4e-5) and step cell,
-3 steps, per-device batch 4 (global batch 8), each rank on its half of every global batch, saving its
+2 steps, per-device batch 4 (global batch 8), each rank on its half of every global batch, saving its
 weights and momentum after every step.
 
 The reference is one process here: from a rank's state before step s it computes each shard's gradient
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.mindspore
 from toolkit.distributed import dp_check  # noqa: E402
 from toolkit.distributed.launch import launch  # noqa: E402
 
-WORKERS, STEPS = 2, 3
+WORKERS, STEPS = 2, 2
 ARGS = ["--steps", str(STEPS), "--batch-size", "4", "--image-size", "32", "--width", "0.35", "--classes", "3",
         "--lr", "0.01", "--seed", "3"]
 # One step on both sides differs only by float32 rounding of the weight-decay and mean arithmetic
@@ -59,8 +59,7 @@ def reference_opt():
 
     def step(start, s, ranks):
         """From `start`, one optimizer step on the average of the listed shards' gradients of batch s."""
-        dp_check.load_state(opt, start)
-        opt.global_step.set_data(ms.Tensor([s], ms.int32))     # the learning-rate schedule's index
+        dp_check.load_state(opt, start, step=s)
         x, y = dp_check.step_batch(args.seed, s, args.batch_size * WORKERS, args.image_size, args.classes)
         grads = [grad_fn(ms.Tensor(dp_check.shard(x, r, WORKERS)), ms.Tensor(dp_check.shard(y, r, WORKERS)))[1]
                  for r in ranks]
@@ -91,6 +90,6 @@ def test_each_step_equals_one_process_averaging_shard_gradients(dp_run, referenc
     assert moved > 1e-2, "the step did not change the weights; the comparison would prove nothing"
     for name in after:
         np.testing.assert_allclose(after[name], expected[name], atol=ATOL, rtol=RTOL, err_msg=f"step {s}: {name}")
-    # The check can fail: a step on rank 0's shard alone lands far outside the tolerance.
-    solo = reference_opt(before, s - 1, [0])
-    assert max(float(np.abs(after[k] - solo[k]).max()) for k in after) > 1000 * ATOL
+    if s == 1:   # the check can fail: a step on rank 0's shard alone lands far outside the tolerance
+        solo = reference_opt(before, s - 1, [0])
+        assert max(float(np.abs(after[k] - solo[k]).max()) for k in after) > 1000 * ATOL

@@ -47,11 +47,14 @@ def state(opt):
     return out
 
 
-def load_state(opt, arrays):
+def load_state(opt, arrays, step=0):
+    """Put a saved state (and the schedule index `step`) into `opt` in place, where its compiled
+    update reads them."""
     import mindspore as ms
     for p, m in zip(opt.parameters, opt.moments):
-        p.set_data(ms.Tensor(arrays[f"p:{p.name}"]))
-        m.set_data(ms.Tensor(arrays[f"m:{p.name}"]))
+        ms.ops.assign(p, ms.Tensor(arrays[f"p:{p.name}"]))
+        ms.ops.assign(m, ms.Tensor(arrays[f"m:{p.name}"]))
+    ms.ops.assign(opt.global_step, ms.Tensor([step], ms.int32))
 
 
 def save_npz(path, arrays):
