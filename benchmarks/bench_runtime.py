@@ -131,6 +131,8 @@ def main(argv=None):
     ap.add_argument("--devices", default="cpu,gpu,ascend")
     ap.add_argument("--min-time", type=float, default=1.5, help="seconds timed per fast row")
     ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--paired-time", type=float, default=2.5,
+                    help="seconds timed per contender in each paired comparison")
     ap.add_argument("--graphcell-iters", type=int, default=5, help="timed calls per MindSpore GraphCell row")
     ap.add_argument("--convert-from", choices=("mindir", "onnx"), default="mindir")
     ap.add_argument("--quick", action="store_true", help="batch 1, 1 thread, 0.5 s per row")
@@ -143,7 +145,7 @@ def main(argv=None):
     threads = [int(v) for v in args.threads.split(",")]
     devices = args.devices.split(",")
     if args.quick:
-        batches, threads, args.min_time, args.graphcell_iters = [1], [1], 0.5, 3
+        batches, threads, args.min_time, args.graphcell_iters, args.paired_time = [1], [1], 0.5, 3, 1.0
     log = lambda msg: print(f"[bench_runtime] {msg}", file=sys.stderr, flush=True)  # noqa: E731
     t_start = time.perf_counter()
     load_start = environment.load_average()
@@ -179,7 +181,7 @@ def main(argv=None):
         add_limits(rows, flops, peaks)
         paired = []
         for name, a, b in paired_specs(rows):
-            res = compare(a, b, fast)
+            res = compare(a, b, BenchSettings(warmup=args.warmup, min_time=args.paired_time))
             paired.append((name, res))
             log(f"paired {a.label} / {b.label}: " + (f"{res['ratio_p50']:.3f}x" if "ratio_p50" in res
                                                     else res.get("error", "")))

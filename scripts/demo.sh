@@ -32,3 +32,14 @@ toolkit eval "$OUT/data/target" --run "$OUT/runs/head"
 step "5. Export MINDIR and ONNX (BatchNorm folded)"
 toolkit export "$OUT/runs/head" --format mindir --out "$OUT/model/model.mindir"
 toolkit export "$OUT/runs/head" --format onnx --out "$OUT/model/model_onnx.onnx"
+
+step "6. Convert to MindSpore Lite .ms: fp32, fp16 and int8 weights, each verified against the MINDIR"
+VAL="$OUT/data/target/val"
+toolkit convert "$OUT/model/model.mindir" -o "$OUT/model/model_fp32.ms" --verify 40 --images "$VAL"
+toolkit convert "$OUT/model/model.mindir" -o "$OUT/model/model_fp16.ms" --fp16 --verify 40 --images "$VAL"
+toolkit convert "$OUT/model/model.mindir" -o "$OUT/model/model_int8.ms" --quant weight --verify 40 --images "$VAL"
+toolkit inspect "$OUT/model/model_int8.ms"
+
+step "7. Classify a few images on the device runtime with the converted .ms"
+first_images=$(for d in "$VAL"/*/; do ls "$d"* | head -n 1; done)
+toolkit predict "$OUT/model/model_fp32.ms" $first_images --top-k 2 --grid "$OUT/predictions.png"
