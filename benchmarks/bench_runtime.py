@@ -193,8 +193,8 @@ def main(argv=None):
                     "suite_wall_s": round(wall, 1), "load_average_at_start": load_start,
                     "mean_isolation_overhead_s": round(sum(overheads) / len(overheads), 3) if overheads else None}
         errors = [f"- {r['a']} vs {r['b']}: {r['error']}" for _, r in paired if "error" in r]
-        extra_md = "\n\n".join([ratios_markdown(ratios)] +
-                                 (["Paired comparisons that could not run:\n\n" + "\n".join(errors)] if errors else []) +
+        failed_pairs = ["Paired comparisons that could not run:\n\n" + "\n".join(errors)] if errors else []
+        extra_md = "\n\n".join([ratios_markdown(ratios)] + failed_pairs +
                                  [limits_markdown(rows, flops, peaks),
                                 "## Reproduce\n\n`python benchmarks/bench_runtime.py" +
                                 (" --quick" if args.quick else "") + "`"])

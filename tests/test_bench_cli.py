@@ -86,3 +86,15 @@ def test_unknown_model_type_is_refused(tmp_path):
     f.write_bytes(b"x")
     result = CliRunner().invoke(main, ["bench", str(f)])
     assert result.exit_code == 2 and "unknown model file type" in result.output
+
+
+def test_a_failed_row_is_in_the_table_and_fail_on_error_sets_the_exit_status(model, tmp_path):
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"\x0a\xff\xff\xff\xff\x0f")
+    args = ["-q", "bench", str(bad), model, "--engines", "opencv", "--devices", "cpu", "--iters", "2"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert any("broken.onnx" in line and "failed" in line for line in lines)
+    assert any("tiny.onnx" in line and " ok " in line for line in lines)      # the table went on
+    assert CliRunner().invoke(main, args + ["--fail-on-error"]).exit_code == 1

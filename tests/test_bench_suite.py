@@ -1,7 +1,7 @@
 """The runtime suite's additions: physical limit per row, goal ratios, paired interleaved timing."""
 import pytest
 
-from toolkit.bench.paired import interleaved_samples
+from toolkit.bench.paired import block_size, interleaved_samples
 from toolkit.bench.suite import add_limits, goal_ratios, paired_specs
 
 
@@ -62,6 +62,8 @@ def test_paired_specs_name_the_comparisons_to_run():
     assert ("Classifier / raw ms-engine", "classifier", "m_fp32.ms", "engine", "m_fp32.ms") in names
     assert ("Classifier / raw onnxruntime", "classifier", "m.onnx", "engine", "m.onnx") in names
     assert ("control: onnxruntime / onnxruntime", "engine", "m.onnx", "engine", "m.onnx") in names
+    graph = [(a.engine, b.engine, b.model, b.batch) for n, a, b in paired_specs(ROWS) if "GraphCell" in n]
+    assert graph == [("mindspore", "onnxruntime", "m.onnx", 1)]          # the fastest path, batch 1 only
 
 
 def test_interleaved_blocks_alternate_and_drop_the_switch_over_call():
@@ -88,3 +90,8 @@ def test_markdown_shows_the_paired_value_instead_of_the_serial_one():
     lines = [line for line in text.splitlines() if line.startswith("| .ms engine (fp32) / onnxruntime | 1 |")]
     assert len(lines) == 1 and "| paired | 1.20x | 1.10x | <= 1.10x | **no** |" in lines[0]
     assert "| MindSpore GraphCell / fastest CPU path | 1 | 1 | rows | 47.50x |" in text
+
+
+@pytest.mark.parametrize("call_s,calls", [(0.001, 6), (0.03, 3), (0.125, 1), (2.0, 1), (0.0, 6)])
+def test_blocks_last_about_a_tenth_of_a_second(call_s, calls):
+    assert block_size(call_s) == calls

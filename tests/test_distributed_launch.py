@@ -139,3 +139,13 @@ def test_a_worker_dying_mid_run_fails_the_run_with_its_error(tmp_path):
         launch([script], 2, log_dir=str(tmp_path / "logs"), stream=False)
     assert time.monotonic() - t < 90
     assert _leftovers(script) == []
+
+
+def test_error_tails_drop_mindspore_chatter_and_name_signals(tmp_path):
+    log = tmp_path / "worker_1.log"
+    log.write_text("[WARNING] DISTRIBUTED(1,2,python):... Topology build timed out\n"
+                   "Traceback (most recent call last):\n  File \"x.py\", line 1\n"
+                   "[INFO] noise\nValueError: bad shard\n")
+    assert launch_mod._log_tail(str(log)) == 'Traceback (most recent call last):\n  File "x.py", line 1\nValueError: bad shard'
+    assert launch_mod._log_tail(str(tmp_path / "absent.log")).startswith("(cannot read")
+    assert launch_mod._exit_text(-9) == "killed by SIGKILL" and launch_mod._exit_text(1) == "exit code 1"

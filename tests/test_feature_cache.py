@@ -106,8 +106,12 @@ def test_second_run_reuses_the_cache(tiny_data, net, tmp_path):
     assert (info1["cache"], info2["cache"]) == ("miss", "hit") and info1["key"] == info2["key"]
     assert all(np.array_equal(first[k], second[k]) for k in first)
     assert first["train_x"].shape == (10, 1280) and np.abs(first["train_x"]).max() > 0.1
+    parity = info1["parity"]       # checked on real images before onnxruntime was used
+    assert info1["engine"] == "onnxruntime" and parity["images"] == 8
+    assert parity["max_abs_diff"] <= 1e-4 * np.abs(first["train_x"]).max()
 
 
+@pytest.mark.slow
 def test_onnxruntime_features_match_mindspore(tiny_data, net, tmp_path):
     from toolkit.data.pipeline import eval_batches
     from toolkit.data.folder import scan_dataset

@@ -8,7 +8,7 @@ import pytest
 
 from toolkit.train.modes import MODES
 from train_fixtures import (TINY, WIDTH, head_run, invoke, pretrained_ckpt,  # noqa: F401
-                            run_cli_ok, tiny_data)
+                            run_cli_ok, shared_cache, tiny_data)
 
 pytestmark = pytest.mark.mindspore
 

@@ -25,6 +25,17 @@ def lively(net, seed=0):
     return net
 
 
+_ONCE = {}
+
+
+def once(name, make):
+    """Session fixtures are imported into several test modules, and pytest would run them once per
+    module; this keeps one result per process (tmp_path_factory folders live for the session)."""
+    if name not in _ONCE:
+        _ONCE[name] = make()
+    return _ONCE[name]
+
+
 def invoke(*args):
     from click.testing import CliRunner
 
@@ -41,36 +52,42 @@ def run_cli_ok(*args):
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory):
     """2 classes x 6 images at 40 px (train/ and val/), a different variant than the checkpoint's."""
-    from toolkit.data.synthetic import make_dataset
-    root = tmp_path_factory.mktemp("train_data") / "two"
-    make_dataset(str(root), classes=2, per_class=6, size=40, seed=5, variant=1)
-    return str(root)
+    def make():
+        from toolkit.data.synthetic import make_dataset
+        root = tmp_path_factory.mktemp("train_data") / "two"
+        make_dataset(str(root), classes=2, per_class=6, size=40, seed=5, variant=1)
+        return str(root)
+    return once("tiny_data", make)
 
 
 @pytest.fixture(scope="session")
 def pretrained_ckpt(tmp_path_factory):
     """A 3-class width-0.35 checkpoint with ModelZoo names (so its head never fits 2 classes)."""
-    from toolkit.checkpoints import save_params
-    from toolkit.models import build
-    path = tmp_path_factory.mktemp("pretrained") / "backbone3.ckpt"
-    save_params(lively(build("mobilenet_v2", 3, width=WIDTH)), str(path))
-    return str(path)
+    def make():
+        from toolkit.checkpoints import save_params
+        from toolkit.models import build
+        path = tmp_path_factory.mktemp("pretrained") / "backbone3.ckpt"
+        save_params(lively(build("mobilenet_v2", 3, width=WIDTH)), str(path))
+        return str(path)
+    return once("pretrained_ckpt", make)
 
 
 @pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory):
     """One feature cache for the head-mode runs on tiny_data with pretrained_ckpt (same key)."""
-    return str(tmp_path_factory.mktemp("feature_cache"))
+    return once("shared_cache", lambda: str(tmp_path_factory.mktemp("feature_cache")))
 
 
 @pytest.fixture(scope="session")
 def head_run(tmp_path_factory, tiny_data, pretrained_ckpt, shared_cache):
     """A finished head-mode run (2 epochs, fp16 variants) shared by the output tests."""
-    out = str(tmp_path_factory.mktemp("runs") / "head")
-    result = run_cli_ok(tiny_data, "--out", out, "--mode", "head", "--pretrained", pretrained_ckpt,
-                        *TINY, "--epochs", "2", "--batch-size", "4", "--save-fp16", "--lr-max", "0.5",
-                        "--cache-dir", shared_cache)
-    return out, result.output
+    def make():
+        out = str(tmp_path_factory.mktemp("runs") / "head")
+        result = run_cli_ok(tiny_data, "--out", out, "--mode", "head", "--pretrained", pretrained_ckpt,
+                            *TINY, "--epochs", "2", "--batch-size", "4", "--save-fp16", "--lr-max",
+                            "0.5", "--cache-dir", shared_cache)
+        return out, result.output
+    return once("head_run", make)
 
 
 def copy_data(src, dst):

@@ -1,8 +1,9 @@
 """Top-1 accuracy of one row on an ImageFolder (class sub-folders), for `toolkit bench --data`.
 
 Images are preprocessed exactly as the runtime does it for this model (runtime.preprocess.Preprocessor
-driven by the model's sidecar metadata; ImageNet defaults sized to the input when there is none), then run through the row's engine at the row's batch. The worker returns the
-predictions so the harness can compute agreement with a reference row.
+driven by the model's sidecar metadata; ImageNet defaults sized to the input when there is none), then
+run through the row's engine at the row's batch. The worker returns the predictions so the harness can
+compute agreement with a reference row.
 """
 import os
 

@@ -3,7 +3,8 @@
 Serial rows on a shared machine drift with the background load by more than the 5-10% a goal like
 "Classifier <= 1.05x raw engine" needs to resolve. Here both contenders see the same moments: blocks of
 calls alternate A, B, B, A, ... and the first call of every block is dropped (a thread pool that was
-idle or still spinning from the other contender's block would otherwise bias it). Both get the same
+idle or still spinning from the other contender's block would otherwise bias it). Blocks last about
+0.1 s (1 to 6 timed calls), so slow swings of the background load fall on both. Both get the same
 random input.
 """
 import json
@@ -17,7 +18,15 @@ from .measure import APIS, BenchSettings, check_device, load_meta, plan_feeds
 from .plan import RowSpec
 from .stats import LatencyStats
 
-BLOCK_CALLS = 6          # timed calls per block, after the dropped first one
+BLOCK_CALLS = 6          # most timed calls per block, after the dropped first one
+BLOCK_SECONDS = 0.1      # aim: short blocks, so slow swings of the background load hit both alike
+
+
+def block_size(call_seconds):
+    """Timed calls per block: about BLOCK_SECONDS of work, between 1 and BLOCK_CALLS."""
+    if call_seconds <= 0:
+        return BLOCK_CALLS
+    return max(1, min(BLOCK_CALLS, int(BLOCK_SECONDS / call_seconds)))
 
 
 def interleaved_samples(calls, min_time, clock=time.perf_counter, block=BLOCK_CALLS, min_blocks=4,
@@ -54,12 +63,17 @@ def compare_here(spec_a, spec_b, settings):
     """Result dict of the paired comparison, measured in this process."""
     call_a, mode_a, eng_a = _prepare(spec_a, settings.seed)
     call_b, mode_b, eng_b = _prepare(spec_b, settings.seed)
+    slowest = 0.0
     for _ in range(max(1, settings.warmup)):
-        call_a()
-        call_b()
+        slowest = 0.0
+        for call in (call_a, call_b):
+            t0 = time.perf_counter()
+            call()
+            slowest = max(slowest, time.perf_counter() - t0)
     check_device(eng_a, spec_a)
     check_device(eng_b, spec_b)
-    samples = interleaved_samples({"a": call_a, "b": call_b}, settings.min_time or 1.0)
+    samples = interleaved_samples({"a": call_a, "b": call_b}, settings.min_time or 1.0,
+                                  block=block_size(slowest))
     sa, sb = LatencyStats.from_samples(samples["a"]), LatencyStats.from_samples(samples["b"])
     return {"a": spec_a.label, "b": spec_b.label, "a_mode": mode_a, "b_mode": mode_b,
             "a_stats": sa.as_ms(), "b_stats": sb.as_ms(),

@@ -81,7 +81,16 @@ def paired_specs(rows):
             clf = _ok(rows, engine=engine, api="classifier", **same)
             if clf:
                 out.append((CLF_VS_RAW[0].format(engine=engine), spec(clf[0], "classifier"), spec(clf[0])))
+        graph, fastest = _graphcell_and_fastest(rows, same)
+        if batch == 1 and graph and fastest:
+            out.append((GRAPHCELL[0], spec(graph[0]), spec(fastest[0], fastest[0]["api"])))
     return out
+
+
+def _graphcell_and_fastest(rows, same):
+    graph = _ok(rows, engine="mindspore", api="engine", **same)
+    fastest = sorted((r for r in _ok(rows, **same) if r["engine"] != "mindspore"), key=lambda r: r["p50_ms"])
+    return graph, fastest[:1]
 
 
 def _keys(rows):
@@ -116,11 +125,12 @@ def goal_ratios(rows, paired=()) -> List[Ratio]:
             out.append(_pair(name, CLF_VS_RAW[1] if judged else "(information)", CLF_VS_RAW[2] if judged else None,
                              clf, raw, batch, threads))
         if batch == 1:
-            graph = _ok(rows, engine="mindspore", api="engine", **same)
-            fastest = sorted((r for r in _ok(rows, **same) if r["engine"] != "mindspore"),
-                             key=lambda r: r["p50_ms"])[:1]
-            out.append(_pair(GRAPHCELL[0], GRAPHCELL[1], GRAPHCELL[2], fastest, graph, batch, threads, invert=True))
-    goals = {MS_VS_ORT[0]: MS_VS_ORT, CONTROL[0]: CONTROL} | {CLF_VS_RAW[0].format(engine=e): CLF_VS_RAW for e in ("ms-engine", "onnxruntime")}
+            graph, fastest = _graphcell_and_fastest(rows, same)
+            judged = (GRAPHCELL[0], batch, threads) not in paired_names
+            out.append(_pair(GRAPHCELL[0], GRAPHCELL[1] if judged else "(information)",
+                             GRAPHCELL[2] if judged else None, fastest, graph, batch, threads, invert=True))
+    goals = {MS_VS_ORT[0]: MS_VS_ORT, CONTROL[0]: CONTROL, GRAPHCELL[0]: GRAPHCELL}
+    goals.update({CLF_VS_RAW[0].format(engine=e): CLF_VS_RAW for e in ("ms-engine", "onnxruntime")})
     for name, res in paired:
         _, goal, check = goals[name]
         value = res.get("ratio_p50")

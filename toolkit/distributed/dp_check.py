@@ -84,12 +84,46 @@ def _optimizer_settings(args):
     return SimpleNamespace(weight_decay=args.weight_decay, momentum=args.momentum, loss_scale=1.0)
 
 
+def allreduce_times(opt, repeats):
+    """Seconds per all-reduce of the gradients' sizes: one tensor per parameter (as the gradient
+    reducer issues them) and all of them fused into one buffer, medians over `repeats`."""
+    import statistics
+
+    import mindspore as ms
+    from mindspore import nn, ops
+
+    class Each(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.reduce = ops.AllReduce()
+
+        def construct(self, xs):
+            return tuple(self.reduce(x) for x in xs)
+
+    each, fused = Each(), Each()
+    tensors = tuple(ms.Tensor(np.ones(p.shape, np.float32)) for p in opt.parameters)
+    flat = (ms.Tensor(np.ones(sum(int(np.prod(p.shape)) for p in opt.parameters), np.float32)),)
+    out = {}
+    for name, cell, args in (("per_parameter", each, tensors), ("fused", fused, flat)):
+        cell(args)[-1].asnumpy()                           # compile
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            cell(args)[-1].asnumpy()
+            times.append(time.perf_counter() - t)
+        out[name] = statistics.median(times)
+    out["tensors"] = len(tensors)
+    return out
+
+
 def run(args):
     import mindspore as ms
     info = init_data_parallel(args.device) if inside_worker() else DistInfo.single(args.device)
     if not inside_worker():
         ms.set_device({"cpu": "CPU", "gpu": "GPU", "ascend": "Ascend"}[args.device])
     ms.set_context(mode=ms.GRAPH_MODE)
+    if args.threads:
+        ms.set_context(runtime_num_threads=args.threads)
     net, _, opt, step = build(args)
     step.set_train()
     os.makedirs(args.out, exist_ok=True)
@@ -105,9 +139,10 @@ def run(args):
         times.append(time.perf_counter() - t)
         if args.save_steps:
             save_npz(os.path.join(args.out, f"rank{info.rank}_step{s + 1}.npz"), state(opt))
+    comm = allreduce_times(opt, args.time_allreduce) if args.time_allreduce and info.size > 1 else None
     atomic_write_text(os.path.join(args.out, f"rank{info.rank}.json"), json.dumps(
-        {"rank": info.rank, "size": info.size, "backend": info.backend, "batch_size": args.batch_size,
-         "global_batch": args.batch_size * info.size, "image_size": args.image_size, "width": args.width,
+        {"allreduce_s": comm, "rank": info.rank, "size": info.size, "backend": info.backend, "batch_size": args.batch_size,
+         "global_batch": args.batch_size * info.size, "threads": args.threads, "image_size": args.image_size, "width": args.width,
          "losses": losses, "step_s": times}, indent=1))
     return info
 
@@ -127,6 +162,9 @@ def parser():
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--device", choices=("cpu", "gpu", "ascend"), default="cpu")
+    p.add_argument("--threads", type=int, default=0, help="MindSpore runtime threads per worker (0: default)")
+    p.add_argument("--time-allreduce", type=int, default=0, metavar="N",
+                   help="also time N all-reduces of the gradient sizes (per parameter and fused)")
     p.add_argument("--save-steps", action="store_true", help="write every rank's state after every step")
     return p
 

@@ -297,7 +297,7 @@ def launch(script_args, workers, local_workers=None, master_addr="127.0.0.1", ma
     timed_out = False
     try:
         while proc.poll() is None:
-            children = watcher.poll_children()
+            watcher.poll_children()
             now = time.monotonic()
             if watcher.failures and failed_at is None:
                 failed_at = now
