@@ -63,7 +63,9 @@ def markdown(result):
     lines = ["# Data-parallel step throughput (CPU, msrun, mccl)", "",
              f"MobileNetV2 width {result['width']}, {result['image_size']} px, 10 classes, global batch "
              f"{result['global_batch']}; median of {rows[0]['steps_timed']} steps after {result['warmup']} "
-             f"warm-up steps; {result['cpu_count']} CPU cores; load average at start {result['load_avg']}.", "",
+             f"warm-up steps; {result['cpu_count']} CPU cores; load average at start {result['load_avg']}"
+             + (" (the machine was shared with other jobs: absolute times are noisy, compare ratios)"
+                if result["load_avg"] and result["load_avg"] > result["cpu_count"] else "") + ".", "",
              "| workers | MindSpore threads per worker | per-device batch | step (s, median) | min..max | images/s |",
              "|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
@@ -121,7 +123,7 @@ def main():
         args.global_batch, args.image_size, args.steps, args.warmup = 8, 32, 4, 1
     if args.global_batch % 2 or args.steps <= args.warmup:
         p.error("--global-batch must be even and --steps larger than --warmup")
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    load = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     with tempfile.TemporaryDirectory() as folder:
         runs = [run_config(w, args.global_batch, args, folder) for w in (1, 2)]
         runs.append(run_config(2, args.global_batch, args, folder, threads=1))

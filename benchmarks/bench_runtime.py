@@ -162,21 +162,16 @@ def main(argv=None):
         log(f"model {flops / 1e9:.3f} GFLOPs/image; peak " +
             ", ".join(f"{t} thr {p['flops_per_s'] / 1e9:.1f} GFLOP/s" for t, p in peaks.items()))
         all_specs = plan(args.work, batches, threads, devices, made)
-        # MindSpore GraphCell (~190 ms a call) gets a fixed, small number of timed calls.
-        graph_specs = [s for s in all_specs if s.engine == "mindspore" and not s.unavailable]
-        specs = [s for s in all_specs if s not in graph_specs]
         fast = BenchSettings(warmup=args.warmup, min_time=args.min_time)
+        # MindSpore GraphCell (~190 ms a call) gets a fixed, small number of timed calls. Rows run in
+        # report order, so the slow GraphCell rows sit among the rows they are compared with.
         slow = BenchSettings(warmup=1, iters=args.graphcell_iters, min_time=None)
-        done = [0]
-        total = len(graph_specs) + len(specs)
-
-        def progress(spec, row):
-            done[0] += 1
+        rows = []
+        for i, spec in enumerate(all_specs, 1):
+            [row] = run_plan([spec], slow if spec.engine == "mindspore" else fast)
+            rows.append(row)
             p50 = f"p50 {row['p50_ms']:.2f} ms" if row.get("p50_ms") else (row.get("reason") or "")[:90]
-            log(f"[{done[0]}/{total}] {spec.label}: {row['status']} {p50}")
-        rows = run_plan(specs, fast, on_row=progress) + run_plan(graph_specs, slow, on_row=progress)
-        order = {s.label: i for i, s in enumerate(all_specs)}
-        rows.sort(key=lambda r: order[r["label"]])
+            log(f"[{i}/{len(all_specs)}] {spec.label}: {row['status']} {p50}")
         rows += failed_conversion_rows(failures, args.work, threads)
         add_limits(rows, flops, peaks)
         paired = []
@@ -190,6 +185,7 @@ def main(argv=None):
         overheads = [r["overhead_s"] for r in rows if r.get("overhead_s")]
         settings = {"fast_rows": fast.to_dict(), "graphcell_rows": slow.to_dict(), "batches": batches,
                     "threads": threads, "devices": devices, "convert_from": args.convert_from,
+                    "paired_time_s": args.paired_time,
                     "suite_wall_s": round(wall, 1), "load_average_at_start": load_start,
                     "mean_isolation_overhead_s": round(sum(overheads) / len(overheads), 3) if overheads else None}
         errors = [f"- {r['a']} vs {r['b']}: {r['error']}" for _, r in paired if "error" in r]

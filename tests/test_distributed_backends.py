@@ -103,3 +103,18 @@ def test_dist_info():
     assert DistInfo(0, 2, "mccl").is_rank0 and not DistInfo(1, 2, "mccl").is_rank0
     single = DistInfo.single("CPU")
     assert (single.rank, single.size, single.backend, single.device, single.distributed) == (0, 1, None, "cpu", False)
+
+
+@pytest.mark.parametrize("n, size", [(7, 2), (8, 2), (3, 4), (0, 3), (10, 3)])
+def test_shards_cover_every_item_once_in_order(n, size):
+    from toolkit.distributed.collect import shard_slice
+    parts = [list(range(n))[shard_slice(n, DistInfo(r, size, "mccl"))] for r in range(size)]
+    assert sum(parts, []) == list(range(n))
+    assert max(map(len, parts)) - min(map(len, parts)) <= 1
+
+
+def test_gather_in_a_single_process_is_the_identity():
+    import numpy as np
+    from toolkit.distributed.collect import gather_rows
+    rows = np.arange(6).reshape(3, 2)
+    np.testing.assert_array_equal(gather_rows(rows, DistInfo.single()), rows)

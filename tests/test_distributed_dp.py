@@ -35,7 +35,8 @@ ATOL, RTOL = 1e-6, 1e-5
 @pytest.fixture(scope="module")
 def dp_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("dp")
-    rc = launch(["python", "-m", "toolkit.distributed.dp_check", "--out", str(out), "--save-steps", *ARGS],
+    rc = launch(["python", "-m", "toolkit.distributed.dp_check", "--out", str(out), "--save-steps", "--check-gather",
+                 *ARGS],
                 WORKERS, log_dir=str(out / "logs"), stream=False, timeout=300)
     assert rc == 0
     return out
@@ -93,3 +94,10 @@ def test_each_step_equals_one_process_averaging_shard_gradients(dp_run, referenc
     if s == 1:   # the check can fail: a step on rank 0's shard alone lands far outside the tolerance
         solo = reference_opt(before, s - 1, [0])
         assert max(float(np.abs(after[k] - solo[k]).max()) for k in after) > 1000 * ATOL
+
+
+def test_rows_sharded_over_ranks_gather_back_in_order_on_every_rank(dp_run):
+    expected = np.stack([np.arange(7), np.arange(7) ** 2], axis=1).astype(np.float32)
+    for r in range(WORKERS):
+        with np.load(dp_run / f"rank{r}_gather.npz") as z:
+            np.testing.assert_array_equal(z["rows"], expected)

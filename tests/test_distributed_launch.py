@@ -63,6 +63,11 @@ def test_port_in_use_is_a_clear_error_before_anything_starts(tmp_path):
     check_port_free("127.0.0.1", free_port())
 
 
+def test_multi_host_needs_an_explicit_port(tmp_path):
+    with pytest.raises(DistributedError, match="multi-host run needs an explicit master port"):
+        launch(["x.py"], 4, local_workers=2, node_rank=1, master_addr="192.0.2.1", log_dir=str(tmp_path))
+
+
 def test_port_range_and_remote_master():
     with pytest.raises(DistributedError, match="outside 1024..65535"):
         check_port_free("127.0.0.1", 80)

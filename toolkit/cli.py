@@ -22,6 +22,7 @@ COMMANDS = {
     "predict": "toolkit.commands.predict:predict",
     "bench": "toolkit.commands.bench:bench",
     "bench-train": "toolkit.commands.bench_train:bench_train",
+    "rank-table": "toolkit.commands.rank_table:rank_table",
 }
 
 SHORT_HELP = {
@@ -34,6 +35,7 @@ SHORT_HELP = {
     "predict": "Classify images with any model and engine.",
     "bench": "Latency table across engines and devices.",
     "bench-train": "Time head-mode transfer against the ModelZoo recipe.",
+    "rank-table": "Write an HCCL rank table for Ascend data-parallel runs.",
 }
 
 

@@ -29,9 +29,14 @@ def block_size(call_seconds):
     return max(1, min(BLOCK_CALLS, int(BLOCK_SECONDS / call_seconds)))
 
 
-def interleaved_samples(calls, min_time, clock=time.perf_counter, block=BLOCK_CALLS, min_blocks=4,
+def interleaved_samples(calls, min_time, clock=time.perf_counter, block=BLOCK_CALLS, min_blocks=8,
                         max_blocks=10_000):
-    """{name: [seconds]} from alternating blocks (order A B B A A B ...) until each has `min_time`."""
+    """{name: [seconds]} from alternating blocks (order A B B A A B ...).
+
+    Stops after `min_blocks` blocks each once the timed calls add up to `min_time` per contender on
+    average: contenders of equal speed get about `min_time` each; a much faster one still gets a sample
+    per block instead of stretching the run until its own sum reaches `min_time`.
+    """
     names = list(calls)
     samples = {n: [] for n in names}
     blocks = 0
@@ -45,7 +50,7 @@ def interleaved_samples(calls, min_time, clock=time.perf_counter, block=BLOCK_CA
                 fn()
                 samples[name].append(clock() - t0)
         blocks += 1
-        if blocks >= min_blocks and all(sum(s) >= min_time for s in samples.values()):
+        if blocks >= min_blocks and sum(map(sum, samples.values())) >= min_time * len(names):
             break
     return samples
 

@@ -57,7 +57,8 @@ def _relaunch(ctx, cfg):
         name = param.name
         if name == "data":
             continue
-        value = ctx.params[name]
+        # the resolved value: absolute paths, and on --resume the saved settings
+        value = getattr(cfg, name) if hasattr(cfg, name) else ctx.params[name]
         flag = "--" + name.replace("_", "-")
         if name in FLAGS:
             if value:

@@ -140,6 +140,12 @@ def run(args):
         if args.save_steps:
             save_npz(os.path.join(args.out, f"rank{info.rank}_step{s + 1}.npz"), state(opt))
     comm = allreduce_times(opt, args.time_allreduce) if args.time_allreduce and info.size > 1 else None
+    if args.check_gather:
+        # Rows of item i are [i, i*i]; 7 items over the ranks, so shards are unequal.
+        from .collect import gather_rows, shard_slice
+        mine = np.arange(7, dtype=np.float32)[shard_slice(7, info)]
+        rows = gather_rows(np.stack([mine, mine * mine], axis=1), info)
+        save_npz(os.path.join(args.out, f"rank{info.rank}_gather.npz"), {"rows": rows})
     atomic_write_text(os.path.join(args.out, f"rank{info.rank}.json"), json.dumps(
         {"allreduce_s": comm, "rank": info.rank, "size": info.size, "backend": info.backend, "batch_size": args.batch_size,
          "global_batch": args.batch_size * info.size, "threads": args.threads, "image_size": args.image_size, "width": args.width,
@@ -165,6 +171,7 @@ def parser():
     p.add_argument("--threads", type=int, default=0, help="MindSpore runtime threads per worker (0: default)")
     p.add_argument("--time-allreduce", type=int, default=0, metavar="N",
                    help="also time N all-reduces of the gradient sizes (per parameter and fused)")
+    p.add_argument("--check-gather", action="store_true", help="gather unequal per-rank rows (collect.py)")
     p.add_argument("--save-steps", action="store_true", help="write every rank's state after every step")
     return p
 

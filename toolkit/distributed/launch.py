@@ -179,9 +179,11 @@ class _Watcher:
 
     def _read(self):
         for line in iter(self.proc.stdout.readline, ""):
+            if self._log.closed:     # a leftover holder of msrun's stdout outlived the job
+                return
             self._log.write(line)
             self._log.flush()
-            if self._stream:
+            if self._stream and not _NOISE.match(line):
                 sys.stdout.write(line)
                 sys.stdout.flush()
             m = _WORKER_FAILED.search(line)
@@ -268,7 +270,10 @@ def launch(script_args, workers, local_workers=None, master_addr="127.0.0.1", ma
     stopped). With join=False msrun returns once the processes are spawned and nothing is watched.
     `device` selects the backend's environment (see backends.py); `visible_devices` and `rank_table`
     are passed to the backend that understands them. `stream` echoes msrun's console (which tails the
-    first local rank's log) to stdout.
+    first local rank's log) to stdout, without MindSpore's WARNING/INFO lines (msrun.log keeps them).
+    `master_port=None` picks a free port on a single host; a multi-host run must name one.
+    A job that hangs without failing (e.g. ranks running different numbers of steps, so one waits in
+    an all-reduce forever) is only stopped by `timeout`.
     """
     local = _layout(workers, local_workers, node_rank)
     extra_env = launch_environment(device, local, visible_devices, rank_table, env)
@@ -278,7 +283,9 @@ def launch(script_args, workers, local_workers=None, master_addr="127.0.0.1", ma
         if size != workers:
             raise DistributedError(f"{rank_table} lists {size} ranks but {workers} workers were asked for")
     if master_port is None:
-        master_port = free_port(master_addr if node_rank == 0 else "127.0.0.1")
+        if local != workers:
+            raise DistributedError("a multi-host run needs an explicit master port, the same on every host")
+        master_port = free_port(master_addr)
     check_port_free(master_addr, master_port)
     log_dir = os.path.abspath(log_dir)
     os.makedirs(log_dir, exist_ok=True)

@@ -84,9 +84,9 @@ def _train(cfg, resume, overwrite, stop_after, progress, on_epoch):
     from toolkit.run_dir import RunDir
 
     from . import resume as resume_mod
+    from .amp import check_level
     from .features import pooled_features
     from .outputs import finalize, model_meta
-    from .amp import check_level
     from .setup import build_network, seed_everything
     from .tasks import TASKS
 
