@@ -23,7 +23,7 @@ class TensorSpec:
 
 
 class Engine:
-    """Base class. Subclasses set `name`, `device` and implement the three methods."""
+    """Base class. Subclasses set `name`, `device`, fill `_inputs`/`_outputs` and implement run()."""
 
     name = "?"
 
@@ -31,12 +31,14 @@ class Engine:
         self.path = str(path)
         self.device = device
         self.threads = threads
+        self._inputs: List[TensorSpec] = []
+        self._outputs: List[TensorSpec] = []
 
     def inputs(self) -> List[TensorSpec]:
-        raise NotImplementedError
+        return list(self._inputs)
 
     def outputs(self) -> List[TensorSpec]:
-        raise NotImplementedError
+        return list(self._outputs)
 
     def run(self, feed) -> Dict[str, np.ndarray]:
         raise NotImplementedError

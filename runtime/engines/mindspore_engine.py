@@ -90,12 +90,6 @@ class MindSporeEngine(Engine):
             raise ToolkitError(f"MindSpore cannot use {threads} threads in this process: {e}") from None
         _THREADS_SET = threads
 
-    def inputs(self):
-        return list(self._inputs)
-
-    def outputs(self):
-        return list(self._outputs)
-
     def run(self, feed):
         feed = self._normalize_feed(feed)
         args = [self._ms.Tensor(feed[s.name]) for s in self._inputs]

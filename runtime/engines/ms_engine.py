@@ -63,12 +63,6 @@ class MsEngine(Engine):
         """Run an MsModel that is not (or not yet) a file, e.g. right after conversion."""
         return cls(name, device=device, threads=threads, model=model)
 
-    def inputs(self):
-        return list(self._inputs)
-
-    def outputs(self):
-        return list(self._outputs)
-
     def run(self, feed):
         feed = self._normalize_feed(feed)
         names = [o.name for o in self._outputs]

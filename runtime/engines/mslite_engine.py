@@ -122,9 +122,6 @@ class MindSporeLiteEngine(Engine):
     def backup_devices(self):
         return self.devices[1:]
 
-    def inputs(self):
-        return list(self._inputs)
-
     def outputs(self):
         if self._outputs is None:
             outs = self.model.get_outputs() if hasattr(self.model, "get_outputs") else []

@@ -129,12 +129,6 @@ class OpenCVDnnEngine(Engine):
         self._forward_names = self._out_names if set(layers) == set(self._out_names) else (
             layers if len(layers) == len(self._out_names) == 1 else self._out_names)
 
-    def inputs(self):
-        return list(self._inputs)
-
-    def outputs(self):
-        return list(self._outputs)
-
     def run(self, feed):
         feed = self._normalize_feed(feed)
         try:

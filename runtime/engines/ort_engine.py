@@ -69,12 +69,6 @@ class OnnxRuntimeEngine(Engine):
         self._inputs = [_spec(a) for a in self.session.get_inputs()]
         self._outputs = [_spec(a) for a in self.session.get_outputs()]
 
-    def inputs(self):
-        return list(self._inputs)
-
-    def outputs(self):
-        return list(self._outputs)
-
     def run(self, feed):
         feed = self._normalize_feed(feed)
         names = [o.name for o in self._outputs]
