@@ -8,6 +8,7 @@ import os
 import resource
 import sys
 import time
+import traceback
 from dataclasses import asdict, dataclass
 from typing import Callable, Optional
 
@@ -207,6 +208,18 @@ def check_device(engine, spec):
                                   f"{spec.device!r}; the row is not timed on another device")
 
 
+def describe_error(e):
+    """`Type: message`, plus where it was raised when the message alone says nothing."""
+    text = f"{type(e).__name__}: {e}".strip()
+    if str(e).strip() and isinstance(e, ToolkitError):
+        return text
+    frames = traceback.extract_tb(e.__traceback__)
+    if frames:
+        f = frames[-1]
+        text += f" (raised in {f.name} at {os.path.basename(f.filename)}:{f.lineno})"
+    return text
+
+
 def run_row(spec, settings: BenchSettings, loader: Optional[Callable] = None,
             clock: Callable[[], float] = time.perf_counter, isolation="inprocess") -> dict:
     """Measure `spec` here and return its result row (status ok, refused or failed; never raises)."""
@@ -221,7 +234,7 @@ def run_row(spec, settings: BenchSettings, loader: Optional[Callable] = None,
     except BatchRefusedError as e:
         row.update(status="refused", reason=str(e))
     except Exception as e:  # any engine failure marks only this row failed
-        row.update(status="failed", reason=f"{type(e).__name__}: {e}")
+        row.update(status="failed", reason=describe_error(e))
     row["peak_mem_mb"] = peak_rss_mb()
     return row
 

@@ -5,6 +5,7 @@ backbone on the engine chosen by `extract.choose_engine`, checked against MindSp
 """
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -27,12 +28,26 @@ def preprocessing(image_size):
             "decode": "toolkit.data.images.read_rgb"}
 
 
+def prefetch(iterator):
+    """Decode the next batch in a thread while the engine runs on the current one (OpenCV
+    releases the GIL)."""
+    iterator = iter(iterator)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(next, iterator, None)
+        while True:
+            item = pending.result()
+            if item is None:
+                return
+            pending = pool.submit(next, iterator, None)
+            yield item
+
+
 def _extract_split(extractor, samples, image_size, dim, progress, label):
     from toolkit.data.pipeline import eval_batches
     out = np.zeros((len(samples), dim), np.float32)
     labels = np.zeros(len(samples), np.int32)
     n = 0
-    batches = eval_batches(samples, image_size, EXTRACT_BATCH)
+    batches = prefetch(eval_batches(samples, image_size, EXTRACT_BATCH))
     steps = (len(samples) + EXTRACT_BATCH - 1) // EXTRACT_BATCH
     with progress(batches, length=steps, label=label) as bar:
         for images, y in bar:
