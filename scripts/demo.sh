@@ -43,3 +43,11 @@ toolkit inspect "$OUT/model/model_int8.ms"
 step "7. Classify a few images on the device runtime with the converted .ms"
 first_images=$(for d in "$VAL"/*/; do ls "$d"* | head -n 1; done)
 toolkit predict "$OUT/model/model_fp32.ms" $first_images --top-k 2 --grid "$OUT/predictions.png"
+
+step "8. Latency and accuracy of every engine available here (one process per row; absent devices listed)"
+toolkit bench "$OUT/model/model.mindir" "$OUT/model/model_onnx.onnx" "$OUT/model/model_fp32.ms" \
+  "$OUT/model/model_fp16.ms" "$OUT/model/model_int8.ms" --threads 2 --warmup 2 --min-time 0.5 \
+  --data "$VAL" --reference mindspore --markdown "$OUT/bench.md" --plot "$OUT/bench.png" --json "$OUT/bench.json"
+
+step "Done"
+echo "val accuracy of the transferred head: see step 4; models in $OUT/model, predictions grid $OUT/predictions.png, bench table $OUT/bench.md"

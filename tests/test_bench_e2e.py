@@ -20,7 +20,8 @@ def models(tiny, tmp_path_factory):
     folder = tmp_path_factory.mktemp("bench_e2e")
     for name in ("model.mindir", "model.onnx", "model.json"):
         shutil.copy(os.path.join(tiny.folder, name), folder / name)
-    result = CliRunner().invoke(main, ["-q", "convert", str(folder / "model.mindir"), "-o", str(folder / "model.ms")])
+    result = CliRunner().invoke(main, ["-q", "convert", str(folder / "model.mindir"),
+                                       "-o", str(folder / "model_fp32.ms")])
     assert result.exit_code == 0, result.output
     data = folder / "val"
     images = sample_images(str(folder), count=6)
@@ -33,14 +34,15 @@ def models(tiny, tmp_path_factory):
 
 def test_bench_over_every_engine_with_accuracy_and_agreement(models, tmp_path):
     out = tmp_path / "bench.json"
-    args = ["-q", "bench"] + [str(models / f"model.{s}") for s in ("ms", "onnx", "mindir")] + [
+    files = [str(models / name) for name in ("model_fp32.ms", "model.onnx", "model.mindir")]
+    args = ["-q", "bench"] + files + [
         "--devices", "cpu,gpu,ascend", "--iters", "2", "--warmup", "0", "--data", str(models / "val"),
         "--reference", "mindspore", "--json", str(out), "--plot", str(tmp_path / "b.png")]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     rows = json.loads(out.read_text())["rows"]
     ok = {(os.path.basename(r["model"]), r["engine"]) for r in rows if r["status"] == "ok"}
-    assert ok >= {("model.ms", "ms-engine"), ("model.onnx", "onnxruntime"), ("model.onnx", "opencv"),
+    assert ok >= {("model_fp32.ms", "ms-engine"), ("model.onnx", "onnxruntime"), ("model.onnx", "opencv"),
                   ("model.mindir", "mindspore")}
     for r in rows:
         if r["device_requested"] != "cpu":
