@@ -73,7 +73,7 @@ def pooled_features(cfg, net, index, cache_root, progress):
     check = next(eval_batches(index.train, cfg.image_size, extract.PARITY_IMAGES))[0]
     t0 = time.perf_counter()
     extractor, info = extract.make_extractor(engine, cfg.arch, cfg.width, arrays_in, cfg.image_size,
-                                             cfg.device, cache_root, check)
+                                             cfg.device, cache_root, check, EXTRACT_BATCH)
     dim = net.backbone.out_channels
     train_x, train_y = _extract_split(extractor, index.train, cfg.image_size, dim, progress,
                                       f"extract train ({engine})")
