@@ -70,6 +70,15 @@ def _relaunch(ctx, cfg):
                   cfg.master_port, cfg.node_rank, log_dir, join=True, device=cfg.device)
 
 
+def _features_line(feats):
+    parts = [f"features: cache {feats.get('cache')}", f"engine {feats.get('engine')}"]
+    if "extract_s" in feats:
+        parts.append(f"{feats['images']} images in {feats['extract_s']:.1f} s")
+    if feats.get("parity"):
+        parts.append(f"onnxruntime vs MindSpore max abs diff {feats['parity']['max_abs_diff']:.3g}")
+    return ", ".join(parts)
+
+
 @click.command("train-head")
 @click.argument("data", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
@@ -141,13 +150,8 @@ def train_head(ctx, **params):
     result = train(cfg, resume=params["resume"], overwrite=params["overwrite"],
                    progress=lambda it, length, label: progress(it, length=length, label=label),
                    on_epoch=on_epoch)
-    feats = result.features
-    if feats:
-        parity = feats.get("parity")
-        click.echo(f"features: cache {feats.get('cache')}, engine {feats.get('engine')}"
-                   + (f", {feats['images']} images in {feats['extract_s']:.1f} s" if "extract_s" in feats else "")
-                   + (f", onnxruntime vs MindSpore max abs diff {parity['max_abs_diff']:.3g}"
-                      if parity else ""))
+    if result.features:
+        click.echo(_features_line(result.features))
     if result.best_acc is not None:
         click.echo(f"best val_acc {result.best_acc:.4f} (epoch {result.best_epoch})")
     if result.finished:

@@ -10,8 +10,9 @@ from runtime.errors import ToolkitError
 
 from .config import AMP_LEVELS
 
-# Levels that run on each device. On CPU O2 runs correctly (no speed gain, fp16 kernels exist);
-# O3 also casts BatchNorm to fp16, which the CPU kernels do not train reliably, so it is refused.
+# Levels offered on each device. On CPU, O2 (BatchNorm kept in fp32) is tested to train with
+# unchanged names and fp32 checkpoints (no speed gain there). O3 also casts BatchNorm to fp16; it
+# runs on CPU but its correctness there is not verified, so it is refused rather than offered.
 ALLOWED = {"cpu": ("O0", "O2"), "gpu": AMP_LEVELS, "ascend": AMP_LEVELS}
 
 
