@@ -11,20 +11,20 @@ source scripts/env.sh "train,onnx,dev"
 OUT="${1:-demo_out}"
 rm -rf "$OUT"; mkdir -p "$OUT"
 step() { printf '\n=== %s ===\n' "$*"; }
-SIZE=48; WIDTH=0.35
+SIZE=64; WIDTH=0.5
 
-step "1. Generate two different datasets"
-toolkit make-dataset "$OUT/data/pretrain" --classes 8 --per-class 60 --size 64 --seed 0 --variant 0
-toolkit make-dataset "$OUT/data/target" --classes 5 --per-class 40 --size 64 --seed 1 --variant 1
+step "1. Generate two different datasets (different classes, shapes, textures and colours)"
+toolkit make-dataset "$OUT/data/pretrain" --classes 6 --per-class 50 --size 64 --seed 1 --variant 0
+toolkit make-dataset "$OUT/data/target" --classes 4 --per-class 50 --size 64 --seed 2 --variant 1
 
 step "2. Train a small MobileNetV2 backbone from scratch on dataset A"
 toolkit train-head "$OUT/data/pretrain" --out "$OUT/runs/pretrain" --mode scratch --width $WIDTH \
-  --image-size $SIZE --epochs 8 --batch-size 32 --lr-max 0.1 --label-smoothing 0
+  --image-size $SIZE --epochs 6 --batch-size 16 --lr-max 0.02 --warmup-epochs 1
 
 step "3. Head-only transfer to dataset B on the frozen backbone (features cached, onnxruntime extraction)"
 toolkit train-head "$OUT/data/target" --out "$OUT/runs/head" --mode head \
   --pretrained "$OUT/runs/pretrain/best.ckpt" --width $WIDTH --image-size $SIZE --epochs 30 \
-  --batch-size 32 --lr-max 0.1
+  --batch-size 16 --lr-max 0.1 --save-fp16
 
 step "4. Evaluate (top-1, per-class, confusion matrix)"
 toolkit eval "$OUT/data/target" --run "$OUT/runs/head"
