@@ -37,6 +37,30 @@ def mindir_io(path):
     return [spec(v) for v in proto.graph.input], [spec(v) for v in proto.graph.output]
 
 
+def select_device(device, device_id=None, what=None):
+    """Put this process's MindSpore on `device`, or raise if it already runs elsewhere.
+
+    MindSpore's device is process-wide and fixed once a kernel has run, so re-setting the same
+    target is skipped (it raises after initialisation) and a different one is an error, never a
+    silent switch.
+    """
+    import mindspore as ms
+    what = what or f"MindSpore on {device}"
+    target = MS_TARGETS[device]
+    current = ms.get_context("device_target")
+    current_id = ms.get_context("device_id")
+    if current == target and (device_id is None or device == "cpu" or current_id == device_id):
+        return
+    try:
+        ms.set_device(target, device_id if device != "cpu" else None)
+    except Exception as e:
+        raise EngineUnavailableError(what, [current.lower()],
+                                     f"this process already runs MindSpore on {current}: {e}") from None
+    if ms.get_context("device_target") != target:
+        raise EngineUnavailableError(what, [ms.get_context("device_target").lower()],
+                                     "MindSpore kept its previous device")
+
+
 class MindSporeEngine(Engine):
     name = "mindspore"
     thread_safe = False
@@ -60,22 +84,9 @@ class MindSporeEngine(Engine):
             raise ModelFormatError(path, f"MindSpore cannot load it: {str(e).strip().splitlines()[0]}") from None
 
     def _select_device(self, device):
-        ms = self._ms
-        target = MS_TARGETS[device]
-        current = ms.get_context("device_target")
         # The execution mode is left alone: GraphCell runs in either mode, and the process may be
         # training in PYNATIVE at the same time.
-        if current != target:
-            try:
-                ms.set_device(target)
-            except Exception as e:
-                raise EngineUnavailableError(
-                    f"device {device!r} for engine {self.name}", [current.lower()],
-                    f"this process already runs MindSpore on {current}: {e}") from None
-            if ms.get_context("device_target") != target:
-                raise EngineUnavailableError(f"device {device!r} for engine {self.name}",
-                                             [ms.get_context("device_target").lower()],
-                                             "MindSpore kept its previous device")
+        select_device(device, what=f"device {device!r} for engine {self.name}")
 
     def _set_threads(self, threads):
         global _THREADS_SET

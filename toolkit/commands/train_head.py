@@ -4,11 +4,15 @@ import os
 import click
 
 from toolkit.models import ARCHS
+from toolkit.distributed.context import LR_SCALING
 from toolkit.train.config import AMP_LEVELS, DEVICES, EXTRACTORS, TrainConfig
 from toolkit.train.modes import MODES, check_pretrained
 
-DIST_OPTIONS = ("workers", "local_workers", "master_addr", "master_port", "node_rank", "log_dir")
+DIST_OPTIONS = ("workers", "local_workers", "master_addr", "master_port", "node_rank", "log_dir", "timeout")
 FLAGS = ("resume", "save_fp16", "overwrite")
+# Not taken from the saved config.json on --resume: the paths given now, and launch details of one run
+# (a saved master port would be busy or stale; unset means a fresh free one).
+NOT_INHERITED = ("data", "out", "master_port", "timeout")
 
 
 def _resolve(ctx, params):
@@ -20,7 +24,7 @@ def _resolve(ctx, params):
         saved = TrainConfig.load(RunDir(params["out"]).config_json)
         for name in values:
             if ctx.get_parameter_source(name) != ParameterSource.COMMANDLINE and hasattr(saved, name) \
-                    and name not in ("data", "out"):
+                    and name not in NOT_INHERITED:
                 values[name] = getattr(saved, name)
     values["data"] = os.path.abspath(values["data"])
     values["out"] = os.path.abspath(values["out"])
@@ -42,11 +46,14 @@ def _validate(cfg):
         check_level(cfg.amp, cfg.device)
     except AmpError as e:
         raise click.UsageError(str(e)) from None
-    if cfg.workers > 1 and MODES[cfg.mode].cached_features:
-        raise click.UsageError("--mode head trains a tiny head on cached features in one process; "
-                               "drop --workers (data-parallel runs: incremental, finetune, scratch)")
+    if MODES[cfg.mode].cached_features and cfg.lr_scaling != "none":
+        raise click.UsageError("--mode head trains the head once on all features with --batch-size; "
+                               "--lr-scaling has no global batch to scale for there (use none)")
     if cfg.local_workers > cfg.workers:
         raise click.UsageError("--local-workers cannot exceed --workers")
+    if cfg.master_port is None and (cfg.node_rank > 0 or cfg.local_workers < cfg.workers):
+        raise click.UsageError("a multi-host run (--node-rank > 0 or --local-workers < --workers) needs "
+                               "--master-port, the same on every host")
 
 
 def _relaunch(ctx, cfg):
@@ -67,7 +74,7 @@ def _relaunch(ctx, cfg):
             args += [flag, str(value)]
     log_dir = cfg.log_dir or os.path.join(cfg.out, "logs")
     return launch([worker_script_path()] + args, cfg.workers, cfg.local_workers, cfg.master_addr,
-                  cfg.master_port, cfg.node_rank, log_dir, join=True, device=cfg.device)
+                  cfg.master_port, cfg.node_rank, log_dir, join=True, device=cfg.device, timeout=cfg.timeout)
 
 
 def _features_line(feats):
@@ -91,9 +98,14 @@ def _features_line(feats):
 @click.option("--image-size", type=click.IntRange(16, 1024), default=224, show_default=True)
 @click.option("--epochs", type=click.IntRange(1, 100000), default=10, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1, 65536), default=32, show_default=True,
-              help="Per device.")
-@click.option("--lr-max", type=click.FloatRange(0, min_open=True), default=0.05, show_default=True)
+              help="Per device: with --workers N each rank feeds this many images per step, so the global "
+                   "batch is N x this (head mode trains the head once, on all features, with this batch).")
+@click.option("--lr-max", type=click.FloatRange(0, min_open=True), default=0.05, show_default=True,
+              help="Peak learning rate, as given unless --lr-scaling says otherwise.")
 @click.option("--lr-end", type=click.FloatRange(0), default=0.0, show_default=True)
+@click.option("--lr-scaling", type=click.Choice(sorted(LR_SCALING)), default="none", show_default=True,
+              help="With --workers N: 'linear' multiplies --lr-max and --lr-end by N (the global batch "
+                   "grew N times); 'none' keeps them. Not for head mode.")
 @click.option("--warmup-epochs", type=click.FloatRange(0), default=0.0, show_default=True)
 @click.option("--momentum", type=click.FloatRange(0, 1), default=0.9, show_default=True)
 @click.option("--weight-decay", type=click.FloatRange(0), default=4e-5, show_default=True)
@@ -125,9 +137,12 @@ def _features_line(feats):
               help="Data-parallel processes in total (through msrun).")
 @click.option("--local-workers", type=click.IntRange(1, 4096), help="Processes on this host.")
 @click.option("--master-addr", default="127.0.0.1", show_default=True)
-@click.option("--master-port", type=click.IntRange(1, 65535), default=8118, show_default=True)
+@click.option("--master-port", type=click.IntRange(1024, 65535),
+              help="msrun's scheduler port [default: a free one; a multi-host run must give one].")
 @click.option("--node-rank", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--log-dir", type=click.Path(file_okay=False), help="Per-rank logs [RUN_DIR/logs].")
+@click.option("--timeout", type=click.FloatRange(0, min_open=True),
+              help="Stop every process of a --workers run after this many seconds [default: no limit].")
 @click.pass_context
 def train_head(ctx, **params):
     """Train a classifier on an ImageFolder dataset DATA and write the run folder RUN_DIR."""
@@ -154,6 +169,6 @@ def train_head(ctx, **params):
         click.echo(_features_line(result.features))
     if result.best_acc is not None:
         click.echo(f"best val_acc {result.best_acc:.4f} (epoch {result.best_epoch})")
-    if result.finished:
+    if result.outputs:      # finished, on the rank that writes
         click.echo(f"run folder {result.run_dir}: " + ", ".join(
             sorted(os.path.basename(p) for p in result.outputs.values())))

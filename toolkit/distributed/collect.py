@@ -30,6 +30,8 @@ def gather_rows(rows, info):
     if not (shapes == shapes[0]).all():
         raise DistributedError(f"ranks hold rows of different shapes: {shapes.tolist()}")
     longest = int(counts.max())
+    if longest == 0:      # nothing anywhere: an empty AllGather is not worth a collective call
+        return rows
     padded = np.zeros((longest,) + rows.shape[1:], rows.dtype)
     padded[:len(rows)] = rows
     everything = gather(ms.Tensor(padded)).asnumpy().reshape((info.size, longest) + rows.shape[1:])

@@ -17,7 +17,8 @@ EXTRACTORS = ("auto", "onnxruntime", "mindspore")
 # Settings that may change between an interrupted run and its resumption without changing the
 # trajectory of the weights.
 RESUME_MAY_CHANGE = {"device_id", "save_every", "keep_max", "save_fp16", "num_workers", "extractor",
-                     "cache_dir", "log_dir", "master_addr", "master_port", "node_rank", "local_workers"}
+                     "cache_dir", "log_dir", "master_addr", "master_port", "node_rank", "local_workers",
+                     "timeout"}
 
 
 class ConfigError(ToolkitError):
@@ -56,9 +57,11 @@ class TrainConfig:
     workers: int = 1
     local_workers: Optional[int] = None
     master_addr: str = "127.0.0.1"
-    master_port: int = 8118
+    master_port: Optional[int] = None       # None: a free port (single host only)
     node_rank: int = 0
     log_dir: Optional[str] = None
+    lr_scaling: str = "none"                # toolkit.distributed.context.LR_SCALING
+    timeout: Optional[float] = None         # seconds for the whole msrun job; None: no limit
 
     def resolved(self):
         """A copy with defaults that depend on other settings filled in."""

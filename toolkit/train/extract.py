@@ -152,13 +152,16 @@ def choose_engine(requested, device):
 
 def make_extractor(engine, arch, width, arrays, image_size, device, workdir, check_images,
                    batch=32):
-    """(extractor, info) where info records the engine, export time and the parity check."""
+    """(extractor, info) where info records the engine, export time and the parity check.
+
+    `workdir` holds the temporary ONNX file (None: the system's temp folder)."""
     info = {"engine": engine}
     ms_net = build_feature_net(arch, width, arrays)
     if engine == "mindspore":
         return MindSporeExtractor(ms_net), info
     t0 = time.perf_counter()
-    os.makedirs(workdir, exist_ok=True)
+    if workdir is not None:
+        os.makedirs(workdir, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         path = export_onnx(build_feature_net(arch, width, arrays), image_size,
                            os.path.join(tmp, "backbone.onnx"), batch)

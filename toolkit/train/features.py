@@ -2,6 +2,11 @@
 
 Extraction uses exactly the eval transform (`toolkit.data.pipeline.eval_batches`) and the frozen
 backbone on the engine chosen by `extract.choose_engine`, checked against MindSpore first.
+
+In a data-parallel run (`dist.size > 1`) every rank extracts its contiguous slice of train and val
+(`collect.shard_slice`) and MindSpore's AllGather (`collect.gather_rows`) hands every rank all rows in
+dataset order, so the arrays equal a single process's; only rank 0 writes the cache. Whether the
+cache is used is agreed by all ranks (a hit only if every rank hits), so no rank skips a collective.
 """
 import logging
 import time
@@ -57,33 +62,61 @@ def _extract_split(extractor, samples, image_size, dim, progress, label):
     return out, labels
 
 
-def pooled_features(cfg, net, index, cache_root, progress):
-    """(arrays, info): train_x/train_y/val_x/val_y and how they were obtained (hit or extraction)."""
+def _all_ranks_agree(flag, dist):
+    """True only when `flag` is true on every rank (one AllGather; no communication in one process)."""
+    if dist.size <= 1:
+        return bool(flag)
+    from toolkit.distributed.collect import gather_rows
+    return bool(gather_rows(np.array([int(bool(flag))], np.int32), dist).min())
+
+
+def _extract_shard(extractor, samples, image_size, dim, progress, label, dist):
+    """This rank's slice of `samples` extracted, then every rank's rows gathered in order."""
+    if dist.size <= 1:
+        return _extract_split(extractor, samples, image_size, dim, progress, label)
+    from toolkit.distributed.collect import gather_rows, shard_slice
+    part = shard_slice(len(samples), dist)
+    x, y = _extract_split(extractor, samples[part], image_size, dim, progress,
+                          f"{label} rank {dist.rank}/{dist.size}")
+    return gather_rows(x, dist), gather_rows(y, dist)
+
+
+def pooled_features(cfg, net, index, cache_root, progress, dist=None):
+    """(arrays, info): train_x/train_y/val_x/val_y and how they were obtained (hit or extraction).
+
+    `dist` (toolkit.distributed.context.DistInfo) shards the extraction over ranks; None is one process.
+    """
     from toolkit.data.pipeline import eval_batches
+    from toolkit.distributed.context import DistInfo
+    dist = dist or DistInfo.single(cfg.device)
     arrays_in = extract.backbone_arrays(net)
     key = cache_key(arrays_in, index.train, index.val, index.classes, preprocessing(cfg.image_size),
                     cfg.image_size, cfg.arch, cfg.width)
     cache = FeatureCache(cache_root)
     cached = cache.load(key, len(index.train), len(index.val))
-    if cached is not None:
+    if _all_ranks_agree(cached is not None, dist):
         info = dict(cache.info(key), cache="hit", key=key)
         log.info("features: cache hit %s", key[:12])
         return cached, info
     engine = extract.choose_engine(cfg.extractor, cfg.device)
     check = next(eval_batches(index.train, cfg.image_size, extract.PARITY_IMAGES))[0]
     t0 = time.perf_counter()
+    # The ONNX export's scratch folder: the cache folder on rank 0, the system's temp folder elsewhere
+    # (only rank 0 writes into the run).
+    workdir = cache_root if dist.is_rank0 else None
     extractor, info = extract.make_extractor(engine, cfg.arch, cfg.width, arrays_in, cfg.image_size,
-                                             cfg.device, cache_root, check, EXTRACT_BATCH)
+                                             cfg.device, workdir, check, EXTRACT_BATCH)
     dim = net.backbone.out_channels
-    train_x, train_y = _extract_split(extractor, index.train, cfg.image_size, dim, progress,
-                                      f"extract train ({engine})")
-    val_x, val_y = _extract_split(extractor, index.val, cfg.image_size, dim, progress,
-                                  f"extract val ({engine})")
+    train_x, train_y = _extract_shard(extractor, index.train, cfg.image_size, dim, progress,
+                                      f"extract train ({engine})", dist)
+    val_x, val_y = _extract_shard(extractor, index.val, cfg.image_size, dim, progress,
+                                  f"extract val ({engine})", dist)
     elapsed = time.perf_counter() - t0
     images = len(index.train) + len(index.val)
     info.update(cache="miss", key=key, extract_s=round(elapsed, 3), images=images,
-                images_per_s=round(images / elapsed, 1) if elapsed > 0 else None)
+                images_per_s=round(images / elapsed, 1) if elapsed > 0 else None, workers=dist.size)
     arrays = {"train_x": train_x, "train_y": train_y, "val_x": val_x, "val_y": val_y}
-    cache.save(key, arrays, info)
+    if dist.is_rank0:
+        cache.save(key, arrays, info)
     log.info("features: extracted %d images with %s in %.1f s", images, engine, elapsed)
     return arrays, info

@@ -3,6 +3,10 @@
 Per epoch: re-seed from (seed, epoch), run the task's steps under a progress bar, evaluate, append a
 history row (train loss, val accuracy, learning rate, epoch time), keep best.ckpt by val accuracy,
 write periodic checkpoints up to keep_max, then commit the resume point. Only rank 0 writes.
+
+Under --workers (msrun): finetune, incremental and scratch train data-parallel on per-rank shards
+(per-device batch, gradients averaged by MindSpore); head mode shards only the feature extraction,
+then trains the head identically on every rank (see features.py and `_head_alone`).
 """
 import contextlib
 import logging
@@ -61,12 +65,21 @@ def _prepare_run_dir(run, cfg, resume, overwrite):
 
 
 def _distributed(cfg):
-    """(rank, size, shard kwargs) for the data loader; (0, 1, {}) in a single process."""
+    """(DistInfo, shard kwargs for the data loader); a single process's info and {} without --workers."""
+    from toolkit.distributed.context import DistInfo, init_data_parallel
     if cfg.workers <= 1:
-        return 0, 1, {}
-    from toolkit.distributed.context import init_data_parallel
+        return DistInfo.single(cfg.device), {}
     info = init_data_parallel(cfg.device)
-    return info.rank, info.size, {"num_shards": info.size, "shard_id": info.rank}
+    return info, {"num_shards": info.size, "shard_id": info.rank}
+
+
+def _head_alone():
+    """Head mode under --workers: after the sharded extraction the tiny head trains identically on every
+    rank from the gathered features (same seed, same batches), so no gradient all-reduce is wanted:
+    back to stand-alone parallel mode, where TrainOneStepCell inserts none."""
+    import mindspore as ms
+    from mindspore.context import ParallelMode
+    ms.set_auto_parallel_context(parallel_mode=ParallelMode.STAND_ALONE)
 
 
 def train(cfg, resume=False, overwrite=False, stop_after=None, progress=no_progress, on_epoch=None):
@@ -95,8 +108,11 @@ def _train(cfg, resume, overwrite, stop_after, progress, on_epoch):
     if problem:
         raise ConfigError(problem)
     check_level(cfg.amp, cfg.device)
-    rank, size, shard = _distributed(cfg)
-    writer = rank == 0
+    if spec.cached_features and cfg.lr_scaling != "none":
+        raise ConfigError("--mode head trains the head once on all features with --batch-size; "
+                          "there is no global batch to scale the learning rate for (--lr-scaling none)")
+    dist, shard = _distributed(cfg)
+    writer = dist.is_rank0
     run = RunDir(cfg.out)
     if writer:
         _prepare_run_dir(run, cfg, resume, overwrite)
@@ -110,10 +126,10 @@ def _train(cfg, resume, overwrite, stop_after, progress, on_epoch):
     net, _ = build_network(cfg, index.num_classes, spec)
     features = {}
     if spec.cached_features:
-        if size > 1:
-            raise ConfigError("head mode trains a tiny head on cached features in one process; "
-                              "run it without --workers")
-        arrays, features = pooled_features(cfg, net, index, cfg.cache_dir or run.cache_dir, progress)
+        arrays, features = pooled_features(cfg, net, index, cfg.cache_dir or run.cache_dir, progress,
+                                           dist)
+        if dist.size > 1:
+            _head_alone()
         task = TASKS["features"](cfg, net, arrays)
     else:
         task = TASKS["network"](cfg, net, index, spec, shard)

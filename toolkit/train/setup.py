@@ -14,7 +14,6 @@ from runtime.errors import EngineUnavailableError
 log = logging.getLogger(__name__)
 
 NO_DECAY = (".gamma", ".beta", ".bias")
-MS_TARGET = {"cpu": "CPU", "gpu": "GPU", "ascend": "Ascend"}
 
 
 def check_device(device):
@@ -33,10 +32,8 @@ def training_context(device, device_id=0):
     check_device(device)
     previous = ms.get_context("mode")
     ms.set_context(mode=ms.GRAPH_MODE)
-    if hasattr(ms, "set_device"):
-        ms.set_device(MS_TARGET[device], device_id if device != "cpu" else None)
-    else:
-        ms.set_context(device_target=MS_TARGET[device], device_id=device_id)
+    from runtime.engines.mindspore_engine import select_device
+    select_device(device, device_id, what=f"MindSpore training on {device}")
     try:
         yield
     finally:

@@ -35,8 +35,12 @@ def classifier_of(net):
     return dense[-1]
 
 
-def _train_cell(trainable, params, steps_per_epoch, cfg):
-    lrs = cosine_with_warmup(cfg.lr_max, cfg.lr_end, cfg.warmup_epochs, cfg.epochs, steps_per_epoch)
+def _train_cell(trainable, params, steps_per_epoch, cfg, replicas=1):
+    """The train step and its per-step learning rates; `replicas` data-parallel copies of the step
+    scale lr-max and lr-end by cfg.lr_scaling (toolkit.distributed.context.LR_SCALING)."""
+    from toolkit.distributed.context import scaled_learning_rate
+    lr_max, lr_end = (scaled_learning_rate(lr, replicas, cfg.lr_scaling) for lr in (cfg.lr_max, cfg.lr_end))
+    lrs = cosine_with_warmup(lr_max, lr_end, cfg.warmup_epochs, cfg.epochs, steps_per_epoch)
     opt = make_optimizer(params, lrs, cfg)
     cell = amp.build_train_step(trainable, make_loss(cfg.label_smoothing), opt, cfg.amp,
                                 cfg.loss_scale, cfg.device)
@@ -96,7 +100,8 @@ class NetworkTask:
         self.steps_per_epoch = self._loader(0).get_dataset_size()
         if self.steps_per_epoch < 1:
             raise ToolkitError("the training split gives no complete batch")
-        self.state_cell, self.lrs = _train_cell(net, net.trainable_params(), self.steps_per_epoch, cfg)
+        self.state_cell, self.lrs = _train_cell(net, net.trainable_params(), self.steps_per_epoch, cfg,
+                                                replicas=cfg.workers)
         self._val = None
 
     def _loader(self, epoch):
