@@ -11,6 +11,7 @@ from typing import List, Optional, Tuple
 
 from .atomic import atomic_write_text
 from .errors import MetadataError
+from .jsonfile import read_json
 
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
@@ -74,13 +75,7 @@ class ModelMeta:
 
     @classmethod
     def load(cls, path):
-        try:
-            with open(path, "r", encoding="utf-8") as f:
-                d = json.load(f)
-        except FileNotFoundError:
-            raise MetadataError(f"{path}: metadata file not found") from None
-        except (OSError, ValueError) as e:
-            raise MetadataError(f"{path}: cannot read metadata: {e}") from None
+        d = read_json(path, MetadataError, missing="metadata file not found", what="metadata")
         return cls.from_dict(d, source=str(path))
 
 

@@ -1,5 +1,4 @@
 import os
-import sys
 
 import pytest
 
@@ -15,6 +14,6 @@ def golden_dir():
     return path
 
 
-# One session-wide build of the tiny MobileNetV2 fixture for every module that does not import
-# its own copy (a fixture imported into a module is rebuilt once per module).
+# Session fixtures live here once: a fixture imported into each test module is rebuilt per module.
 from tiny_models import tiny  # noqa: E402,F401
+from train_fixtures import head_run, pretrained_ckpt, shared_cache, tiny_data  # noqa: E402,F401

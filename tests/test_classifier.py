@@ -13,7 +13,7 @@ from runtime.engines import is_importable
 from runtime.errors import ImageError, MetadataError
 from runtime.images import bgr, rgb
 from runtime.metadata import ModelMeta
-from tiny_models import CLASSES, sample_images, tiny  # noqa: F401  (session fixture)
+from tiny_models import CLASSES, sample_images
 
 ONNX_ENGINES = [e for e in ("onnxruntime", "opencv") if is_importable({"opencv": "cv2"}.get(e, e))]
 SCORE_TOL = 1e-4          # probabilities from float32 engines vs MindSpore on the same MINDIR

@@ -14,7 +14,6 @@ from runtime.devices import available_devices
 from runtime.engines import choose_engine, is_importable
 from runtime.errors import EngineUnavailableError
 from runtime.formats import DEVICES, ENGINES, ENGINES_BY_NAME
-from tiny_models import tiny  # noqa: F401  (session fixture)
 
 ENGINE_NAMES = [e.name for e in ENGINES]
 # engine -> which tiny-model file it runs

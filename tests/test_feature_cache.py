@@ -7,7 +7,7 @@ import pytest
 
 from toolkit.train.feature_cache import FeatureCache, cache_key
 from toolkit.train.features import preprocessing
-from train_fixtures import WIDTH, copy_data, image_files, lively, tiny_data  # noqa: F401
+from train_fixtures import WIDTH, copy_data, image_files, lively
 
 pytestmark = pytest.mark.mindspore
 

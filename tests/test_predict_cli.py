@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from runtime import Classifier
 from toolkit.cli import main
 from toolkit.grid import BORDER, RIGHT, UNKNOWN, WRONG, cell_origin
-from tiny_models import CLASSES, sample_images, tiny  # noqa: F401  (session fixture)
+from tiny_models import CLASSES, sample_images
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from train_fixtures import (TINY, WIDTH, head_run, invoke, pretrained_ckpt,  # noqa: F401
-                            shared_cache, tiny_data)
+from train_fixtures import TINY, WIDTH, invoke
 
 pytestmark = pytest.mark.mindspore
 

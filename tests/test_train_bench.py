@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from train_fixtures import WIDTH, invoke, pretrained_ckpt, tiny_data  # noqa: F401
+from train_fixtures import WIDTH, invoke
 
 
 @pytest.mark.slow

@@ -1,8 +1,7 @@
 """Mixed precision and devices: what cannot be honoured is refused clearly, never replaced."""
 import pytest
 
-from train_fixtures import (TINY, invoke, pretrained_ckpt, run_cli_ok,  # noqa: F401
-                            shared_cache, tiny_data)
+from train_fixtures import TINY, invoke, run_cli_ok
 
 pytestmark = pytest.mark.mindspore
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from train_fixtures import TINY, invoke, pretrained_ckpt, tiny_data  # noqa: F401
+from train_fixtures import TINY, invoke
 
 
 def test_workers_relaunch_the_same_command_through_msrun(tiny_data, pretrained_ckpt, tmp_path,

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from toolkit.train.modes import MODES
-from train_fixtures import (TINY, WIDTH, head_run, invoke, pretrained_ckpt,  # noqa: F401
-                            run_cli_ok, shared_cache, tiny_data)
+from train_fixtures import TINY, WIDTH, invoke, run_cli_ok
 
 pytestmark = pytest.mark.mindspore
 

@@ -5,7 +5,6 @@ import os
 import numpy as np
 import pytest
 
-from train_fixtures import head_run, pretrained_ckpt, shared_cache, tiny_data  # noqa: F401
 
 pytestmark = pytest.mark.mindspore
 

@@ -6,10 +6,10 @@ RUN_DIR/
   state.json (resume point)  checkpoints/ (periodic)  cache/ (feature cache)
 Everything else (train, eval, export) finds files through these properties.
 """
-import json
 import os
 
 from runtime.errors import MetadataError, ToolkitError
+from runtime.jsonfile import read_json
 from runtime.metadata import ModelMeta
 
 # which -> (checkpoint property, fused network variant)
@@ -67,13 +67,7 @@ class RunDir:
             raise RunDirError(f"{self.path} is not a usable run folder: {e}") from None
 
     def load_config(self):
-        try:
-            with open(self.config_json, "r", encoding="utf-8") as f:
-                cfg = json.load(f)
-        except FileNotFoundError:
-            raise RunDirError(f"{self.config_json}: not found") from None
-        except (OSError, ValueError) as e:
-            raise RunDirError(f"{self.config_json}: cannot read: {e}") from None
+        cfg = read_json(self.config_json, RunDirError, what="the run configuration")
         if not isinstance(cfg, dict):
             raise RunDirError(f"{self.config_json}: must be a JSON object")
         return cfg

@@ -21,9 +21,10 @@ NUMPY_TO_TYPEID = {v: k for k, v in TYPEID_TO_NUMPY.items()}
 
 # Format enum (ops_types.fbs) values seen in converter output.
 FORMAT_NCHW, FORMAT_NHWC, FORMAT_KCHW, FORMAT_KHWC = 0, 1, 5, 7
+# The whole enum as ops_types.fbs declares it (it has no NDHWC; 18 is NC8HW8).
 FORMAT_NAMES = {0: "NCHW", 1: "NHWC", 2: "NHWC4", 3: "HWKC", 4: "HWCK", 5: "KCHW", 6: "CKHW", 7: "KHWC",
                 8: "CHWK", 9: "HW", 10: "HW4", 11: "NC", 12: "NC4", 13: "NC4HW4", 14: "NUM_OF_FORMAT",
-                15: "NCDHW", 16: "NWC", 17: "NCW", 18: "NDHWC", 19: "NC8HW8"}
+                15: "NCDHW", 16: "NWC", 17: "NCW", 18: "NC8HW8"}
 
 # Tensor.nodeType values.
 NODE_TYPE_CONST, NODE_TYPE_COMPUTED = 0, 2

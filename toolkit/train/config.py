@@ -9,6 +9,7 @@ from typing import Optional
 
 from runtime.atomic import atomic_write_text
 from runtime.errors import ToolkitError
+from runtime.jsonfile import read_json
 
 AMP_LEVELS = ("O0", "O2", "O3")
 DEVICES = ("cpu", "gpu", "ascend")
@@ -80,13 +81,8 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path):
-        try:
-            with open(path, "r", encoding="utf-8") as f:
-                d = json.load(f)
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no saved configuration; nothing to resume") from None
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"{path}: cannot read the saved configuration: {e}") from None
+        d = read_json(path, ConfigError, missing="no saved configuration; nothing to resume",
+                      what="the saved configuration")
         known = {f.name for f in fields(cls)}
         if not isinstance(d, dict) or not {"data", "out"} <= set(d):
             raise ConfigError(f"{path}: not a training configuration")

@@ -14,6 +14,7 @@ import os
 
 from runtime.atomic import atomic_write_text
 from runtime.errors import ToolkitError
+from runtime.jsonfile import read_json
 
 HISTORY_FIELDS = ("epoch", "train_loss", "val_acc", "lr", "epoch_time_s")
 STATE_VERSION = 1
@@ -40,13 +41,8 @@ def save_state(run, cell, epoch, history, best, seed):
 
 
 def load_state(run):
-    try:
-        with open(run.state_json, "r", encoding="utf-8") as f:
-            state = json.load(f)
-    except FileNotFoundError:
-        raise ResumeError(f"{run.state_json}: not found; no completed epoch to resume") from None
-    except (OSError, ValueError) as e:
-        raise ResumeError(f"{run.state_json}: unreadable ({e})") from None
+    state = read_json(run.state_json, ResumeError, missing="not found; no completed epoch to resume",
+                      what="the resume state")
     if not isinstance(state, dict) or state.get("version") != STATE_VERSION or \
             not isinstance(state.get("epoch"), int) or not isinstance(state.get("history"), list):
         raise ResumeError(f"{run.state_json}: not a resume point written by this toolkit")
