@@ -20,7 +20,8 @@ def test_shorter_side_becomes_size_and_longer_side_is_floored(h, w, size):
     short, long_ = min(h, w), max(h, w)
     assert min(nh, nw) == size or (h == w and nh == nw == size)
     assert max(nh, nw) == long_ * size // short
-    assert (nh >= nw) == (h >= w) or h == w
+    # The shorter input side is the one resized to `size` (flooring may make the other equal).
+    assert (nh if h <= w else nw) == size
 
 
 def test_500x375_resizes_to_341x256_like_mindspore():
