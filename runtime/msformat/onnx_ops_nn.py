@@ -148,14 +148,20 @@ def _image_layout(ctx, node):
     return "logical" if nchw else "nchw"
 
 
+def _conv_operands(ctx, node, layout):
+    """x, weight (OIHW) and optional bias, plus kernel/stride/dilation, shared by conv and deconv."""
+    a = node.attrs
+    inputs = [ctx.input(0, layout), _weight_oihw(ctx, node)]
+    if ctx.n_inputs() > 2:
+        inputs.append(ctx.input(2))
+    return inputs, _spatial(a, "kernel_size"), _spatial(a, "stride"), _spatial(a, "dilation")
+
+
 @handler("Conv2DFusion")
 def conv2d(ctx, node):
     a = node.attrs
     layout = _image_layout(ctx, node)
-    inputs = [ctx.input(0, layout), _weight_oihw(ctx, node)]
-    if ctx.n_inputs() > 2:
-        inputs.append(ctx.input(2))
-    k, s, d = _spatial(a, "kernel_size"), _spatial(a, "stride"), _spatial(a, "dilation")
+    inputs, k, s, d = _conv_operands(ctx, node, layout)
     y = ctx.add("Conv", inputs, kernel_shape=k, strides=s, dilations=d,
                 group=max(int(a.get("group", 1)), 1), **_conv_pads(a, _in_hw(ctx, layout), k, s, d))
     fused(ctx, node, y, layout)
@@ -175,10 +181,7 @@ def _deconv_pads(a, in_hw, kernel, stride, dilation):
 def conv2d_transpose(ctx, node):
     a = node.attrs
     layout = _image_layout(ctx, node)
-    inputs = [ctx.input(0, layout), _weight_oihw(ctx, node)]
-    if ctx.n_inputs() > 2:
-        inputs.append(ctx.input(2))
-    k, s, d = _spatial(a, "kernel_size"), _spatial(a, "stride"), _spatial(a, "dilation")
+    inputs, k, s, d = _conv_operands(ctx, node, layout)
     extra = _deconv_pads(a, _in_hw(ctx, layout), k, s, d)
     out_pad = [int(v) for v in (a.get("output_paddings") or ())]
     if any(out_pad):
