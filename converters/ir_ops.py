@@ -8,25 +8,14 @@ import numpy as np
 
 from .errors import ConversionError
 from .ir import ACT_RELU, ACT_RELU6, ACT_SIGMOID, ACT_TANH
+from .registry import registrar
 
 SHAPE_RULES = {}
 KERNELS = {}
 
 
-def shape_rule(*ops):
-    def deco(fn):
-        for op in ops:
-            SHAPE_RULES[op] = fn
-        return fn
-    return deco
-
-
-def kernel(*ops):
-    def deco(fn):
-        for op in ops:
-            KERNELS[op] = fn
-        return fn
-    return deco
+shape_rule = registrar(SHAPE_RULES, "shape rule")
+kernel = registrar(KERNELS, "kernel")
 
 
 def _nchw(shape, node):

@@ -10,6 +10,7 @@ from runtime.msformat.model import (FORMAT_NCHW, FORMAT_NHWC, NODE_TYPE_COMPUTED
 
 from .errors import ConversionError
 from .ir_ops import resolve_pads
+from .registry import registrar
 
 VERSION = "MindSpore Lite 2.5.0"
 FMK_TYPES = {"mindir": 3, "onnx": 2}
@@ -19,12 +20,7 @@ ROUND_FLOOR, ROUND_CEIL = 0, 1
 LOWERINGS = {}
 
 
-def lowering(*ops):
-    def deco(fn):
-        for op in ops:
-            LOWERINGS[op] = fn
-        return fn
-    return deco
+lowering = registrar(LOWERINGS, "lowering")
 
 
 class _Builder:

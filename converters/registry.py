@@ -6,19 +6,29 @@ node name before failing, so the user sees all of them in one error.
 from .errors import UnsupportedOpsError
 
 
+def registrar(table, what="handler"):
+    """A decorator factory filling `table`: `@rule("Conv", "Gemm")` maps each op to the function.
+
+    Registering one op twice is a programming error, so it raises at import time.
+    """
+    def register(*ops):
+        def deco(fn):
+            for op in ops:
+                if op in table:
+                    raise ValueError(f"{what} for {op} registered twice")
+                table[op] = fn
+            return fn
+        return deco
+    return register
+
+
 class OpRegistry:
     def __init__(self, source):
         self.source = source
         self.handlers = {}
 
     def register(self, *op_types):
-        def deco(fn):
-            for op in op_types:
-                if op in self.handlers:
-                    raise ValueError(f"{self.source}: handler for {op} registered twice")
-                self.handlers[op] = fn
-            return fn
-        return deco
+        return registrar(self.handlers, f"{self.source}: handler")(*op_types)
 
     def supported(self):
         return sorted(self.handlers)

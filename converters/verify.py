@@ -16,17 +16,14 @@ import numpy as np
 from runtime.errors import ModelFormatError
 
 from .errors import ConversionError
+from .registry import registrar
 
 FP32_RELATIVE_TOLERANCE = 1e-4
 MIN_TOP1_AGREEMENT = 0.99
 SOURCE_RUNNERS = {}
 
 
-def source_runner(fmt):
-    def deco(fn):
-        SOURCE_RUNNERS[fmt] = fn
-        return fn
-    return deco
+source_runner = registrar(SOURCE_RUNNERS, "source runner")
 
 
 @source_runner("mindir")

@@ -11,18 +11,14 @@ import numpy as np
 from ..errors import ConversionError
 from ..ir import make_node
 from ..ir_ops import infer_shapes
+from ..registry import registrar
 
 TO_NHWC, TO_NCHW = (0, 2, 3, 1), (0, 3, 1, 2)
 NCHW_AXIS_TO_NHWC = {0: 0, 1: 3, 2: 1, 3: 2}
 LAYOUT_RULES = {}
 
 
-def layout_rule(*ops):
-    def deco(fn):
-        for op in ops:
-            LAYOUT_RULES[op] = fn
-        return fn
-    return deco
+layout_rule = registrar(LAYOUT_RULES, "layout rule")
 
 
 class _Rewriter:
