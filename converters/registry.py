@@ -3,23 +3,9 @@
 A front end walks its source nodes, looks each op up here, and collects every unsupported op with its
 node name before failing, so the user sees all of them in one error.
 """
+from runtime.registry import registrar  # noqa: F401  (the one registrar, re-exported)
+
 from .errors import UnsupportedOpsError
-
-
-def registrar(table, what="handler"):
-    """A decorator factory filling `table`: `@rule("Conv", "Gemm")` maps each op to the function.
-
-    Registering one op twice is a programming error, so it raises at import time.
-    """
-    def register(*ops):
-        def deco(fn):
-            for op in ops:
-                if op in table:
-                    raise ValueError(f"{what} for {op} registered twice")
-                table[op] = fn
-            return fn
-        return deco
-    return register
 
 
 class OpRegistry:

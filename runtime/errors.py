@@ -12,21 +12,26 @@ class ToolkitError(Exception):
 class ModelFormatError(ToolkitError):
     """A model file is corrupt, truncated, hostile or not of the claimed format."""
 
-    def __init__(self, path, problem):
+    def __init__(self, path, problem, element=None):
+        # element: the part of the file at fault ("tensor 12", "node conv1", "key mean"), if known
         self.path = str(path)
         self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
+        self.element = element
+        where = f"{self.path}: {element}" if element else self.path
+        super().__init__(f"{where}: {problem}")
 
 
 class UnsupportedOpsError(ToolkitError):
     """A graph holds ops that cannot be executed or converted; lists all of them at once."""
 
-    def __init__(self, ops, what="execute"):
-        # ops: list of (node_name, op_type)
+    def __init__(self, ops, what="execute", path=None):
+        # ops: list of (node_name, op_type); path: the model file, named first in the message
         self.ops = list(ops)
+        self.path = None if path is None else str(path)
         listing = ", ".join(f"{name} ({op})" for name, op in self.ops)
         kinds = sorted({op for _, op in self.ops})
-        super().__init__(f"cannot {what} {len(self.ops)} node(s) with unsupported op(s) "
+        prefix = f"{self.path}: " if self.path else ""
+        super().__init__(f"{prefix}cannot {what} {len(self.ops)} node(s) with unsupported op(s) "
                          f"{', '.join(kinds)}: {listing}")
 
 

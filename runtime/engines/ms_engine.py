@@ -13,7 +13,7 @@ from ..errors import ToolkitError
 from ..msformat.model import FORMAT_NAMES, TYPEID_TO_NUMPY, MsModel
 from ..msformat.reader import read_ms
 from .base import Engine, TensorSpec
-from .ort_engine import create_session
+from .ort_session import create_session
 
 _CACHE = OrderedDict()          # (realpath, size, mtime_ns) -> (onnx bytes, in names, out names)
 _CACHE_ENTRIES = 4

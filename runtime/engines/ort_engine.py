@@ -1,4 +1,4 @@
-"""onnxruntime engine for `.onnx` files, and the session factory the `.ms` engine shares.
+"""onnxruntime engine for `.onnx` files (sessions come from ort_session, shared with the `.ms` engine).
 
 A GPU request needs CUDAExecutionProvider; if onnxruntime would run on CPU instead, this raises
 instead of falling back, and `engine.device` always names what really runs.
@@ -7,39 +7,9 @@ import os
 
 import numpy as np
 
-from ..errors import EngineUnavailableError, ModelFormatError
+from ..errors import ModelFormatError
 from .base import Engine, TensorSpec
-
-PROVIDERS = {"cpu": "CPUExecutionProvider", "gpu": "CUDAExecutionProvider"}
-_ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
-              "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(int16)": "int16",
-              "tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(bool)": "bool"}
-
-
-def create_session(model, device="cpu", threads=None, source="<model>", engine="onnxruntime"):
-    """(InferenceSession, device) for ONNX bytes or a path, on exactly the requested device."""
-    import onnxruntime as ort
-    want = PROVIDERS.get(device)
-    available = ort.get_available_providers()
-    present = [d for d, p in PROVIDERS.items() if p in available]
-    if want is None or want not in available:
-        raise EngineUnavailableError(f"device {device!r} for {engine}", present,
-                                     f"onnxruntime execution providers here: {', '.join(available)}")
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
-    if threads:
-        opts.intra_op_num_threads = int(threads)
-        opts.inter_op_num_threads = 1
-    providers = [want] if device == "cpu" else [want, PROVIDERS["cpu"]]
-    try:
-        session = ort.InferenceSession(model, sess_options=opts, providers=providers)
-    except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
-        raise ModelFormatError(source, f"onnxruntime cannot load the model: {e}") from None
-    if session.get_providers()[0] != want:
-        raise EngineUnavailableError(f"device {device!r} for {engine}", ["cpu"],
-                                     f"onnxruntime fell back to {session.get_providers()}")
-    return session, device
+from .ort_session import ORT_TYPES, create_session
 
 
 def guess_format(shape):
@@ -55,7 +25,7 @@ def guess_format(shape):
 
 def _spec(arg):
     shape = tuple(d if isinstance(d, int) and d >= 0 else None for d in (arg.shape or ()))
-    return TensorSpec(arg.name, shape, _ORT_TYPES.get(arg.type, "float32"), guess_format(shape))
+    return TensorSpec(arg.name, shape, ORT_TYPES.get(arg.type, "float32"), guess_format(shape))
 
 
 class OnnxRuntimeEngine(Engine):
