@@ -1,13 +1,20 @@
-"""A bounds-checked, read-only view of FlatBuffers tables.
+"""A bounds-checked, budgeted, read-only view of FlatBuffers tables.
 
 Every offset, vtable and vector length is checked against the buffer before it is followed, so a
 hostile file can only produce a `FlatError` (turned into ModelFormatError by the reader), never an
 IndexError, a huge allocation or a loop. The schema is not recursive, so following offsets always
 terminates.
+
+Offsets may legally point many times at one object, so bounds alone do not bound memory: with an
+`allowance`, every table, vector and string is charged (see budget.py) each time it is reached and
+BEFORE it is materialised; passing the allowance is a FlatError. Byte vectors can be taken as
+zero-copy read-only memoryviews of the one buffer (`view`), so shared data costs nothing extra.
 """
 import struct
 
 import numpy as np
+
+from . import budget
 
 
 class FlatError(Exception):
@@ -23,9 +30,22 @@ _VECTOR_DTYPES = {"i64": "<i8", "i32": "<i4", "u32": "<u4", "f": "<f4", "u8": "u
 
 
 class Buffer:
-    def __init__(self, data):
-        self.data = memoryview(data).cast("B") if not isinstance(data, bytes) else data
+    """The file bytes (kept immutable: views handed out must never change) and the read budget."""
+
+    def __init__(self, data, allowance=None):
+        if not isinstance(data, bytes):
+            data = bytes(data)
+        self.data = memoryview(data)
         self.size = len(data)
+        self.allowance = allowance          # None: unbudgeted (trusted bytes, e.g. our own tests)
+        self.used = 0
+
+    def charge(self, cost, what):
+        self.used += cost
+        if self.allowance is not None and self.used > self.allowance:
+            raise FlatError(f"reading {what} passes the read budget of {self.allowance:,} bytes for a "
+                            f"{self.size:,}-byte file (tables, vectors or strings referenced over "
+                            "and over?)")
 
     def check(self, pos, n, what):
         if pos < 0 or n < 0 or pos + n > self.size:
@@ -46,7 +66,10 @@ class Buffer:
 class Table:
     """One table: `field(i)` gives the absolute position of field i, or None when absent."""
 
+    __slots__ = ("buf", "pos", "what", "tab_size", "vt", "n_fields")
+
     def __init__(self, buf, pos, what):
+        buf.charge(budget.TABLE_COST, what)
         self.buf = buf
         self.pos = pos
         self.what = what
@@ -97,9 +120,20 @@ class Table:
             raise FlatError(f"{what} claims {n} elements, past the end of the buffer")
         return v + 4, n
 
+    def view(self, i, what):
+        """A byte vector as a zero-copy read-only memoryview of the buffer (None when absent)."""
+        start, n = self._vector(i, 1, what)
+        if start is None:
+            return None
+        self.buf.charge(budget.VIEW_COST, what)
+        return self.buf.data[start:start + n]
+
     def bytes_(self, i, what):
         start, n = self._vector(i, 1, what)
-        return None if start is None else bytes(self.buf.data[start:start + n])
+        if start is None:
+            return None
+        self.buf.charge(budget.STRING_COST + n, what)
+        return bytes(self.buf.data[start:start + n])
 
     def string(self, i, what, default=""):
         start, n = self._vector(i, 1, what)
@@ -108,6 +142,7 @@ class Table:
         self.buf.check(start + n, 1, f"terminator of {what}")
         if self.buf.data[start + n] != 0:
             raise FlatError(f"{what} is not NUL-terminated")
+        self.buf.charge(budget.STRING_COST + 2 * n, what)      # the bytes, then the str
         raw = bytes(self.buf.data[start:start + n])
         try:
             return raw.decode("utf-8")
@@ -119,15 +154,21 @@ class Table:
         start, n = self._vector(i, dtype.itemsize, what)
         if start is None:
             return ()
+        self.buf.charge(budget.VECTOR_COST + budget.NUMBER_COST * n, what)
         arr = np.frombuffer(self.buf.data, dtype=dtype, count=n, offset=start)
         return tuple(arr.tolist())
 
-    def tables(self, i, what):
+    def iter_tables(self, i, what):
+        """The tables of a vector of tables, each checked (and charged) as it is reached."""
         start, n = self._vector(i, 4, what)
         if start is None:
-            return []
-        return [Table(self.buf, start + 4 * k + self.buf.u32(start + 4 * k, what), f"{what}[{k}]")
-                for k in range(n)]
+            return iter(())
+        self.buf.charge(budget.VECTOR_COST + 8 * n, what)
+        return (Table(self.buf, start + 4 * k + self.buf.u32(start + 4 * k, what), f"{what}[{k}]")
+                for k in range(n))
+
+    def tables(self, i, what):
+        return list(self.iter_tables(i, what))
 
     def union_type(self, i):
         return self.scalar(i, "u8", 0)

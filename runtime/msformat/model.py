@@ -5,7 +5,7 @@ the `.ms` engine executes it. Node attributes are keyed by the schema's field na
 snake_case, e.g. `kernel_size`, `pad_list`, `activation_type`); enums are ints, vectors tuples.
 """
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -57,7 +57,9 @@ class MsTensor:
     data_type: int = TYPE_FLOAT32
     dims: Tuple[int, ...] = ()
     format: int = FORMAT_NCHW
-    data: Optional[bytes] = None            # raw little-endian bytes of a constant
+    # raw little-endian bytes of a constant: bytes, or (from the reader) a read-only zero-copy
+    # memoryview into the file buffer, so tensors sharing data never copy it
+    data: Optional[Union[bytes, memoryview]] = None
     quant_params: List[QuantParam] = field(default_factory=list)
     quant_clusters: List[float] = field(default_factory=list)
     enable_huffman_code: bool = False

@@ -26,9 +26,10 @@ _NUMPY_VECTOR = {"[i64]": "<i8", "[f]": "<f4", "[i32]": "<i4"}
 def model_to_bytes(model: MsModel, check=True) -> bytes:
     """The `.ms` bytes of `model`. check=False skips validation (only for crafting hostile test
     files); indices must still fit in uint32."""
-    problem = validate(model) if check else None
-    if problem:
-        raise ModelFormatError("<model to write>", problem)
+    found = validate(model) if check else None
+    if found:
+        element, problem = found
+        raise ModelFormatError("<model to write>", problem, element)
     size = sum(len(t.data or b"") for t in model.tensors) + 4096 * (len(model.nodes) + 1)
     b = flatbuffers.Builder(min(size, 1 << 31))
     tensors = [_tensor(b, t) for t in model.tensors]

@@ -1,4 +1,10 @@
-"""`toolkit inspect MODEL.ms`: describe a MindSpore Lite model without running it."""
+"""`toolkit inspect MODEL.ms`: describe a MindSpore Lite model without running it.
+
+The "can execute" line is not guessed from an op table: it comes from really opening the model on
+the `.ms` engine (`runtime.load(path, engine="ms-engine")`: read, decode every constant, translate,
+build the onnxruntime session), so inspect never promises what load then refuses. When that engine's
+packages are absent it says it could not check. The format library itself never imports engines.
+"""
 import json
 import os
 
@@ -9,7 +15,7 @@ def _shape(spec):
     return "[" + ", ".join(str(d) for d in spec["shape"]) + "]"
 
 
-def _print_summary(info, support):
+def _print_summary(info):
     click.echo(f"file:       {info['file']} ({info['file_bytes']:,} bytes)")
     click.echo(f"version:    {info['version'] or '(not set)'}")
     click.echo(f"framework:  {info['source_framework']} (fmkType {info['fmk_type']})")
@@ -31,9 +37,34 @@ def _print_summary(info, support):
     click.echo(f"quantization: nodes {q['node_quant_types']}; {q['quantized_weight_tensors']} "
                f"weight-quantized tensor(s) ({q['per_channel']} per-channel, bits {q['num_bits']}); "
                f"{q['compressed_tensors']} compressed; {q['float16_tensors']} float16 constant(s)")
-    if support is not None:
-        click.echo("ms-engine:  " + ("can execute every node" if not support else
-                                     "cannot execute " + ", ".join(f"{n} ({op})" for n, op in support)))
+    verdict = info.get("ms_engine")
+    if verdict is not None:
+        click.echo("ms-engine:  " + _VERDICT_TEXT[verdict["status"]](verdict))
+
+
+_VERDICT_TEXT = {
+    "ok": lambda v: "can execute every node (loaded and built a session)",
+    "unsupported": lambda v: "cannot execute " + ", ".join(f"{n['node']} ({n['op']})"
+                                                           for n in v["unsupported"]),
+    "fails": lambda v: f"cannot load: {v['detail']}",
+    "unchecked": lambda v: f"cannot check: {v['detail']}",
+}
+
+
+def _engine_verdict(path):
+    """What loading on the `.ms` engine really does: {"status", "detail", "unsupported"}."""
+    from runtime import load
+    from runtime.errors import EngineUnavailableError, ToolkitError, UnsupportedOpsError
+    try:
+        load(path, engine="ms-engine")
+    except EngineUnavailableError as e:
+        return {"status": "unchecked", "detail": str(e), "unsupported": []}
+    except UnsupportedOpsError as e:
+        return {"status": "unsupported", "detail": str(e),
+                "unsupported": [{"node": n, "op": op} for n, op in e.ops]}
+    except ToolkitError as e:
+        return {"status": "fails", "detail": str(e), "unsupported": []}
+    return {"status": "ok", "detail": "", "unsupported": []}
 
 
 @click.command(name="inspect")
@@ -42,18 +73,17 @@ def _print_summary(info, support):
 def inspect(model, as_json):
     """Describe a .ms MODEL: version, source framework, inputs/outputs, op histogram, bytes by
     dtype and quantization."""
-    from runtime.engines import is_importable
     from runtime.msformat.reader import read_ms
     from runtime.msformat.summary import summarize
 
     ms_model = read_ms(model)
     info = summarize(ms_model, model, os.path.getsize(model))
-    support = None
-    if is_importable("onnx"):
-        from runtime.msformat.to_onnx import unsupported_nodes
-        support = unsupported_nodes(ms_model)
-        info["ms_engine_unsupported"] = [{"node": n, "op": op} for n, op in support]
+    del ms_model                      # the engine reads the file itself, like `toolkit predict`
+    verdict = _engine_verdict(model)
+    info["ms_engine"] = verdict
+    if verdict["status"] != "unchecked":
+        info["ms_engine_unsupported"] = verdict["unsupported"]
     if as_json:
         click.echo(json.dumps(info, indent=2))
     else:
-        _print_summary(info, support)
+        _print_summary(info)
