@@ -44,7 +44,7 @@ def read_ms(path) -> MsModel:
         if size > MAX_FILE_BYTES:
             raise ModelFormatError(path, f"file is {size} bytes, larger than any .ms model")
         with open(path, "rb") as f:
-            data = f.read(MAX_FILE_BYTES + 1)
+            data = f.read(size + 1)          # +1: a file that grew is still size-checked below
     except OSError as e:
         raise ModelFormatError(path, f"cannot read file: {e.strerror or e}") from None
     return read_ms_bytes(data, source=path)
@@ -76,13 +76,15 @@ def read_ms_bytes(data, source="<bytes>") -> MsModel:
 
 def _each(buf_tables, kind, read):
     """Read every table of a vector, naming the element ("tensor 3") a FlatError comes from."""
-    out = []
-    for k, table in enumerate(buf_tables):
+    out, tables = [], iter(buf_tables)
+    while True:
         try:
+            table = next(tables, None)          # the table itself is checked as it is reached
+            if table is None:
+                return out
             out.append(read(table))
         except FlatError as e:
-            raise _Located(f"{kind} {k}", str(e)) from None
-    return out
+            raise _Located(f"{kind} {len(out)}", str(e)) from None
 
 
 def _read_meta_graph(root):
@@ -215,7 +217,7 @@ def validate(model: MsModel, file_size=None):
     for i, t in enumerate(model.tensors):
         found = _tensor_problem(t)
         if found:
-            return f"tensor {i} ({t.name!r})" if t.name else f"tensor {i}", found
+            return _tensor_element(i, t), found
     found = _producer_problem(model)
     if found:
         return found
@@ -225,6 +227,10 @@ def validate(model: MsModel, file_size=None):
     if file_size is not None:
         return _decode_budget_problem(model, file_size)
     return None
+
+
+def _tensor_element(i, t):
+    return f"tensor {i} ({t.name!r})" if t.name else f"tensor {i}"
 
 
 def _node_problem(node, n_t):
@@ -292,7 +298,7 @@ def _producer_problem(model):
         for o in node.outputs:
             first = producer.setdefault(o, node)
             if first is not node:
-                return (f"tensor {o}", f"written by two nodes, {first.name!r} and {node.name!r}")
+                return (_tensor_element(o, model.tensors[o]), f"written by two nodes, {first.name!r} and {node.name!r}")
             if model.tensors[o].is_const:
                 return (f"node {node.name!r}", f"writes tensor {o}, which is a constant")
     for node in model.nodes:
@@ -308,7 +314,7 @@ def _decode_budget_problem(model, file_size):
         if t.is_const:
             total += decoded_nbytes(t)
             if total > allowance:
-                return (f"tensor {i}", f"constants would decode to more than {allowance:,} bytes, "
+                return (_tensor_element(i, t), f"constants would decode to more than {allowance:,} bytes, "
                                        f"the decode budget of a {file_size:,}-byte file "
                                        f"(min({budget.DECODE_FACTOR} x size + "
                                        f"{budget.DECODE_SLACK >> 20} MiB, "
