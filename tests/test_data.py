@@ -7,7 +7,8 @@ import pytest
 
 from toolkit.data.errors import DatasetError
 from toolkit.data.folder import Sample, scan_dataset
-from toolkit.data.images import UnreadableImage, read_rgb
+from runtime.errors import ImageError
+from runtime.images import load_rgb as read_rgb
 
 
 def _jpeg(path, h=40, w=48, seed=0):
@@ -71,7 +72,7 @@ def test_each_bad_file_is_skipped_and_reported_by_name(tmp_path, name):
     assert len(index.train) == 8 and bad not in [s.path for s in index.train]
     report = "\n".join(index.report())
     assert "skipped 1 unreadable file(s)" in report and name in report
-    with pytest.raises(UnreadableImage):
+    with pytest.raises(ImageError):
         read_rgb(bad)
 
 
