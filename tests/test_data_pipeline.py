@@ -107,3 +107,64 @@ def test_file_broken_after_scan_names_the_file(tmp_path):
     os.remove(path)
     with pytest.raises(DatasetError, match="gone.jpg"):
         list(eval_batches(samples, _meta(32), 1))
+
+
+def test_every_number_of_both_recipes_comes_from_the_metadata(jpegs):
+    meta = ModelMeta(image_size=40, resize=47, mean=(10.0, 200.0, 99.5), std=(3.0, 70.0, 1.5))
+    images, _ = _collect(make_loader(jpegs, meta, 4, train=False))
+    twin = list(eval_batches(jpegs, meta, 4))
+    assert np.abs(np.concatenate(images) - np.concatenate([b for b, _ in twin])).max() == 0.0
+    default = np.concatenate([b for b, _ in eval_batches(jpegs, _meta(40), 4)])
+    assert twin[0][0].shape == (4, 3, 40, 40) and not np.allclose(np.concatenate([b for b, _ in twin]), default)
+    train, _ = _collect(make_loader(jpegs, meta, 6, train=True, seed=1))
+    assert train[0].shape == (6, 3, 40, 40)
+
+
+def test_eval_batches_lay_out_as_the_metadata_says(jpegs):
+    nchw = next(eval_batches(jpegs, _meta(32), 2))[0]
+    nhwc = next(eval_batches(jpegs, ModelMeta(image_size=32, resize=36, layout="NHWC"), 2))[0]
+    assert np.array_equal(nhwc, nchw.transpose(0, 2, 3, 1))
+
+
+@pytest.mark.parametrize("field,value", [("layout", "NHWC"), ("channel_order", "BGR"),
+                                         ("interpolation", "cubic")])
+def test_training_refuses_metadata_its_recipe_does_not_implement(jpegs, field, value):
+    from runtime.errors import MetadataError
+    with pytest.raises(MetadataError, match=field.replace("_", " ") if field == "interpolation" else field):
+        make_loader(jpegs, ModelMeta(image_size=32, resize=36, **{field: value}), 2, train=True)
+
+
+def test_an_image_size_instead_of_metadata_is_refused(jpegs):
+    with pytest.raises(TypeError, match="ModelMeta"):
+        list(eval_batches(jpegs, 32, 2))
+    with pytest.raises(TypeError, match="ModelMeta"):
+        make_loader(jpegs, 32, 2, train=True)
+
+
+def test_cmyk_jpegs_decode_the_same_in_training_and_on_the_device(tmp_path):
+    from PIL import Image as PILImage
+    from runtime.preprocess import Preprocessor
+    path = str(tmp_path / "cmyk.jpg")
+    rgb = cv2.GaussianBlur(np.random.default_rng(1).integers(0, 256, (45, 61, 3), dtype=np.uint8), (5, 5), 0)
+    PILImage.fromarray(rgb).convert("CMYK").save(path, "JPEG", quality=90)
+    samples = [Sample(path, 0)]
+    images, _ = _collect(make_loader(samples, _meta(32), 1, train=False))
+    assert np.abs(images[0][0] - Preprocessor(_meta(32))(path)).max() == 0.0
+    assert np.array_equal(read_rgb(path), vision_decode(path))
+
+
+def vision_decode(path):
+    from mindspore.dataset import vision
+    return vision.Decode()(np.fromfile(path, np.uint8))
+
+
+def test_truncated_jpeg_is_refused_in_training_as_on_the_device(tmp_path):
+    path = str(tmp_path / "cut.jpg")
+    cv2.imwrite(path, np.full((40, 40, 3), 128, np.uint8))
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[:len(data) // 2])
+    from toolkit.data.pipeline import _Source
+    with pytest.raises(DatasetError, match="cut.jpg.*truncated JPEG"):       # the loader's source
+        _Source([Sample(path, 0)])[0]
+    with pytest.raises(DatasetError, match="cut.jpg.*truncated JPEG"):
+        list(eval_batches([Sample(path, 0)], _meta(32), 1))
