@@ -3,7 +3,9 @@
 Budget of decoding one untrusted image (runtime/images.py enforces it before OpenCV runs):
 - at most MAX_FILE_BYTES are read from a file (one regular file, opened non-blocking);
 - at most MAX_PIXELS pixels are decoded; the size is read from the header first, the way the
-  decoder will read it, and a file whose size cannot be read is refused, never decoded blind.
+  decoder will read it, and a file whose size cannot be read is refused, never decoded blind;
+- so one decode peaks at about the file's bytes + 6 bytes per pixel (measured, runtime/images.py):
+  at most about 256 MiB + 600 MB; a refused file costs only its bytes.
 
 OpenCV reads `OPENCV_IO_MAX_IMAGE_PIXELS` once, when its library loads (default 2**30 pixels), and
 then refuses larger images in every codec. Setting it to MAX_PIXELS here is a second, independent
