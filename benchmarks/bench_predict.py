@@ -46,9 +46,11 @@ def build_mobilenet(folder, size=224, classes=1000):
 def make_jpeg(path):
     import importlib.util
     import cv2
+
+    from runtime.images import load_rgb
     spec = importlib.util.find_spec("matplotlib")
-    photo = cv2.imread(os.path.join(os.path.dirname(spec.origin), "mpl-data", "sample_data",
-                                    "grace_hopper.jpg"))            # 512 x 600
+    photo = load_rgb(os.path.join(os.path.dirname(spec.origin), "mpl-data", "sample_data",
+                                  "grace_hopper.jpg"))[..., ::-1]   # 512 x 600, BGR for imwrite
     img = cv2.resize(photo[:384, :512], (500, 375), interpolation=cv2.INTER_AREA)
     cv2.imwrite(path, img, [cv2.IMWRITE_JPEG_QUALITY, 90])
     return path

@@ -3,6 +3,7 @@
 Needs only numpy, OpenCV and the small `.ms` format library at import time; every engine's framework
 (onnxruntime, MindSpore, MindSpore Lite) is imported lazily when a model is loaded.
 """
+from . import opencv_limits  # noqa: F401  (first: bounds OpenCV's decoders before cv2 can load)
 from .engines import available_engines, load  # noqa: F401
 from .errors import (EngineUnavailableError, ImageError, MetadataError,  # noqa: F401
                      ModelFormatError, ToolkitError, UnsupportedOpsError)

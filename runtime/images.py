@@ -1,7 +1,8 @@
-"""Turn whatever the caller has (a path, encoded bytes, an array) into an 8-bit RGB HWC array.
+"""The one image decoder of the project: training, evaluation, export checks and the device.
 
-The decode is the one MindSpore's `dataset.vision.Decode` performs during training, measured
-against it (tests/test_preprocess_parity.py), so the runtime sees the same pixels as training:
+Turns whatever the caller has (a path, encoded bytes, an array) into an 8-bit RGB HWC array. The
+decode is the one MindSpore's `dataset.vision.Decode` performs, measured against it
+(tests/test_preprocess_parity.py), so the device sees the same pixels as training:
 
 - files and bytes: `cv2.imdecode(IMREAD_COLOR | IMREAD_IGNORE_ORIENTATION)` then BGR->RGB. That one
   call already converts the odd kinds the way training does: grayscale is replicated to three
@@ -11,23 +12,35 @@ against it (tests/test_preprocess_parity.py), so the runtime sees the same pixel
   `_decode_cmyk_jpeg`);
 - EXIF orientation: MindSpore's Decode ignores the tag, so the default policy is "ignore"
   (ModelMeta.exif_orientation). "apply" rotates like a photo viewer, for models trained that way;
+- a JPEG whose last scan has no end-of-image marker after it (a cut-off download) is refused:
+  libjpeg would return it with the missing part grey and only a warning;
 - arrays follow the same rules; their channel order must be stated ("BGR" or "RGB") because an
   array does not carry it. Floating-point arrays are refused: 0..1 versus 0..255 cannot be guessed.
 
-Untrusted input is bounded: the file size is capped and PNG/JPEG headers are read before decoding,
-so a small file that claims a gigapixel image is refused without allocating it.
+Untrusted input is bounded (runtime/opencv_limits.py states the budget): only regular files are
+read (a FIFO, a device such as a symlink to /dev/zero, a directory are refused; the file is opened
+non-blocking and checked with fstat before any read), at most MAX_FILE_BYTES of it; the header of
+every accepted format is read first (runtime/image_headers.py) and more than MAX_PIXELS refused
+without allocating; a file whose size cannot be read is refused, never decoded blind; OpenCV's own
+OPENCV_IO_MAX_IMAGE_PIXELS is set to the same bound. Every refusal is an ImageError naming the file.
+Peak memory: a refused file costs its bytes (refusing all the hand-made bombs of
+tests/test_hostile_images.py raises peak RSS by 0 MiB); an accepted one its bytes plus about 6 bytes
+per pixel inside cv2.imdecode (measured: +143 MiB for a 24-megapixel JPEG, baseline or progressive,
++151 MiB for a PNG), the RGB result reusing that memory (converted in place). At MAX_PIXELS that is
+about 600 MB plus the file (at most MAX_FILE_BYTES).
 """
+import io
 import logging
 import os
-import struct
+import stat
 
-import cv2
-import numpy as np
-
+from . import opencv_limits
 from .errors import ImageError
+from .image_headers import jpeg_sof, jpeg_truncated, read_header
+from .opencv_limits import MAX_FILE_BYTES, MAX_PIXELS  # noqa: F401  (re-exported: the budget)
 
-MAX_FILE_BYTES = 256 * 1024 * 1024
-MAX_PIXELS = 100_000_000            # 100 megapixels: ~300 MB as RGB, far above any camera photo
+import cv2  # noqa: E402  (after opencv_limits, which bounds OpenCV before it loads)
+import numpy as np  # noqa: E402
 
 # exif_orientation policy -> cv2.imdecode flags
 EXIF_POLICIES = {
@@ -35,7 +48,26 @@ EXIF_POLICIES = {
     "apply": cv2.IMREAD_COLOR,
 }
 CHANNEL_ORDERS = ("RGB", "BGR")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm",
+                  ".pbm", ".pam")
+# Bumped whenever this module's decode could give other pixels for the same bytes; with the library
+# versions it names what cached results (the feature cache) were computed with.
+DECODER_VERSION = 2
+
+
+def decoder_identity():
+    """'runtime.images/2 opencv-4.10.0 pillow-11.0.0': what decoded the pixels (cache keys use it)."""
+    try:
+        import PIL
+        pillow = PIL.__version__
+    except ImportError:
+        pillow = "absent"
+    return f"runtime.images/{DECODER_VERSION} opencv-{cv2.__version__} pillow-{pillow}"
+
+
+def opencv_bounded():
+    """True when OpenCV loaded after its pixel bound was set (see runtime/opencv_limits.py)."""
+    return opencv_limits.OPENCV_BOUNDED
 
 
 class Image:
@@ -83,23 +115,74 @@ def load_rgb(image, order=None, exif_orientation="ignore"):
     raise ImageError(describe(image), "expected a path, encoded image bytes or a numpy array")
 
 
+# st_mode test -> what the file is, for refusals of everything but regular files
+_FILE_KINDS = [(stat.S_ISDIR, "is a directory, not an image"),
+               (stat.S_ISFIFO, "is a FIFO (named pipe), not a regular file"),
+               (stat.S_ISCHR, "is a character device, not a regular file"),
+               (stat.S_ISBLK, "is a block device, not a regular file"),
+               (stat.S_ISSOCK, "is a socket, not a regular file")]
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | \
+    getattr(os, "O_BINARY", 0)
+_READ_CHUNK = 1 << 20
+
+
+def _kind_problem(mode, path):
+    if stat.S_ISREG(mode):
+        return None
+    for test, problem in _FILE_KINDS:
+        if test(mode):
+            break
+    else:
+        problem = "is not a regular file"
+    return problem + (" (through a symbolic link)" if os.path.islink(path) else "")
+
+
 def read_file(path):
+    """The bytes of one regular file of at most MAX_FILE_BYTES; ImageError naming it otherwise.
+
+    The path is checked with stat (following links) before it is opened, so no device or FIFO is
+    opened at all; it is then opened with O_NONBLOCK (a FIFO swapped in meanwhile cannot block) and
+    checked again with fstat, and at most MAX_FILE_BYTES + 1 bytes are read (a file that grows
+    after the check is still refused)."""
     path = os.fspath(path)
     try:
-        size = os.path.getsize(path)
-        if size > MAX_FILE_BYTES:
-            raise ImageError(path, f"file is {size} bytes, more than the {MAX_FILE_BYTES} byte limit")
-        with open(path, "rb") as f:
-            return f.read()
+        problem = _kind_problem(os.stat(path).st_mode, path)
+        if problem:
+            raise ImageError(path, problem)
+        fd = os.open(path, _OPEN_FLAGS)
     except FileNotFoundError:
-        raise ImageError(path, "no such file") from None
-    except IsADirectoryError:
-        raise ImageError(path, "is a directory, not an image") from None
+        raise ImageError(path, "dangling symbolic link" if os.path.islink(path)
+                         else "no such file") from None
+    except OSError as e:
+        raise ImageError(path, f"cannot open: {e.strerror or e}") from None
+    try:
+        st = os.fstat(fd)
+        problem = _kind_problem(st.st_mode, path)
+        if problem:
+            raise ImageError(path, problem)
+        if st.st_size > MAX_FILE_BYTES:
+            raise ImageError(path, f"file is {st.st_size} bytes, more than the {MAX_FILE_BYTES} "
+                                   "byte limit")
+        chunks, total = [], 0
+        want = st.st_size + 1                  # one read for a file that does not change
+        while total <= MAX_FILE_BYTES:
+            chunk = os.read(fd, min(max(want - total, _READ_CHUNK), MAX_FILE_BYTES + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > MAX_FILE_BYTES:
+            raise ImageError(path, f"file grew past the {MAX_FILE_BYTES} byte limit while read")
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
     except OSError as e:
         raise ImageError(path, f"cannot read: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
 
 
 def decode_bytes(data, source, exif_orientation="ignore"):
+    """Encoded image bytes -> RGB uint8 (H, W, 3), after the header checks; ImageError naming
+    `source` when refused or undecodable."""
     flags = EXIF_POLICIES.get(exif_orientation)
     if flags is None:
         raise ImageError(source, f"unknown exif_orientation policy {exif_orientation!r}; "
@@ -108,23 +191,35 @@ def decode_bytes(data, source, exif_orientation="ignore"):
         raise ImageError(source, "empty file")
     if len(data) > MAX_FILE_BYTES:
         raise ImageError(source, f"{len(data)} bytes, more than the {MAX_FILE_BYTES} byte limit")
-    dims = header_size(data)
-    if dims is not None and dims[0] * dims[1] > MAX_PIXELS:
-        raise ImageError(source, f"header claims {dims[1]}x{dims[0]} pixels, more than the "
-                                 f"{MAX_PIXELS} pixel limit")
-    if exif_orientation == "ignore" and jpeg_components(data) == 4:
-        rgb_img = _decode_cmyk_jpeg(data, source)
-        if rgb_img is not None:
-            return rgb_img
-    buf = np.frombuffer(data, np.uint8)
+    if not isinstance(data, bytes):
+        data = bytes(data)
+    head = read_header(data, source)
+    if head.height * head.width > MAX_PIXELS:
+        raise ImageError(source, f"{head.format} header claims {head.width}x{head.height} pixels, "
+                                 f"more than the {MAX_PIXELS} pixel limit")
+    if head.format == "JPEG" and jpeg_truncated(data):
+        raise ImageError(source, "truncated JPEG (no end-of-image marker after the image data)")
+    out = None
+    if head.format == "JPEG" and head.components == 4 and exif_orientation == "ignore":
+        out = _decode_cmyk_jpeg(data, source)
+    if out is None:
+        out = _opencv_decode(data, source, flags)
+    expected = (head.height, head.width)
+    got = out.shape[:2]
+    if got != expected and not (exif_orientation == "apply" and got == expected[::-1]):
+        raise ImageError(source, f"decoded {got[1]}x{got[0]} pixels but the {head.format} header "
+                                 f"says {head.width}x{head.height}")
+    return out
+
+
+def _opencv_decode(data, source, flags):
     try:
-        bgr_img = cv2.imdecode(buf, flags)
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     except cv2.error as e:
         raise ImageError(source, f"cannot decode: {str(e).strip().splitlines()[-1]}") from None
-    if bgr_img is None or bgr_img.size == 0:
-        raise ImageError(source, "cannot decode: not an image, truncated, or a format OpenCV "
-                                 "cannot read")
-    return cv2.cvtColor(bgr_img, cv2.COLOR_BGR2RGB)
+    if img is None or img.size == 0:
+        raise ImageError(source, "cannot decode: corrupt image data or a variant OpenCV cannot read")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB, dst=img)     # in place: no second image buffer
 
 
 def _decode_cmyk_jpeg(data, source):
@@ -134,6 +229,7 @@ def _decode_cmyk_jpeg(data, source):
     MindSpore on most pixels; libjpeg's raw CMYK is needed to match, which OpenCV does not expose,
     so Pillow decodes these rare files when it is installed (it is, wherever matplotlib is).
     Without Pillow the OpenCV decode is used, logged once, at most 1 grey level off training.
+    The header checks above have already bounded the size Pillow will allocate.
     """
     try:
         from PIL import Image as PILImage
@@ -143,9 +239,8 @@ def _decode_cmyk_jpeg(data, source):
             logging.getLogger(__name__).warning(
                 "CMYK JPEG %s decoded by OpenCV (Pillow absent): up to 1 grey level off MindSpore", source)
         return None
-    import io
     try:
-        with PILImage.open(io.BytesIO(bytes(data))) as im:
+        with PILImage.open(io.BytesIO(data), formats=["JPEG"]) as im:
             if im.mode != "CMYK":
                 return None
             cmyk = np.asarray(im, dtype=np.uint16)
@@ -159,54 +254,18 @@ _CMYK_WARNED = []
 
 
 def header_size(data):
-    """(height, width) from a PNG or JPEG header, None for other formats or unreadable headers."""
-    head = bytes(data[:32])
-    if head.startswith(b"\x89PNG\r\n\x1a\n") and len(head) >= 24 and head[12:16] == b"IHDR":
-        w, h = struct.unpack(">II", head[16:24])
-        return h, w
-    if head.startswith(b"\xff\xd8"):
-        return _jpeg_size(data)
-    return None
-
-
-_SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
-
-
-def _jpeg_size(data):
-    """(height, width) from the first SOF of a JPEG; None when not found."""
-    sof = _jpeg_sof(data)
-    return sof[:2] if sof else None
+    """(height, width) from the header of any accepted format; None when it cannot be read."""
+    try:
+        head = read_header(data, "<bytes>")
+    except ImageError:
+        return None
+    return head.height, head.width
 
 
 def jpeg_components(data):
     """Number of colour components of a JPEG (4 for CMYK/YCCK), None if not a readable JPEG."""
-    sof = _jpeg_sof(data) if bytes(data[:2]) == b"\xff\xd8" else None
-    return sof[2] if sof else None
-
-
-def _jpeg_sof(data):
-    """Walk JPEG marker segments to the first SOF; bounded by the data length."""
-    mv = memoryview(data)
-    i, n = 2, len(mv)
-    while i + 4 <= n:
-        if mv[i] != 0xFF:
-            return None
-        marker = mv[i + 1]
-        if marker == 0xFF:          # fill byte
-            i += 1
-            continue
-        if marker in (0x01,) or 0xD0 <= marker <= 0xD9:
-            i += 2
-            continue
-        seg_len = (mv[i + 2] << 8) | mv[i + 3]
-        if seg_len < 2:
-            return None
-        if marker in _SOF_MARKERS and i + 10 <= n:
-            h = (mv[i + 5] << 8) | mv[i + 6]
-            w = (mv[i + 7] << 8) | mv[i + 8]
-            return h, w, mv[i + 9]
-        i += 2 + seg_len
-    return None
+    sof = jpeg_sof(data)
+    return None if isinstance(sof, str) else sof[2]
 
 
 def _to_uint8(arr, source):
@@ -258,6 +317,11 @@ def array_to_rgb(arr, order, source="<array>"):
     return convert(_to_uint8(arr, source), order)
 
 
+def has_image_suffix(name):
+    """The one rule for which file names are looked at as images when a folder is listed."""
+    return name.lower().endswith(IMAGE_SUFFIXES)
+
+
 def list_images(paths):
     """Image files under `paths` (files are kept as given, folders walked in sorted order)."""
     out = []
@@ -267,7 +331,7 @@ def list_images(paths):
             for root, dirs, files in os.walk(p):
                 dirs.sort()
                 out.extend(os.path.join(root, f) for f in sorted(files)
-                           if f.lower().endswith(IMAGE_SUFFIXES))
+                           if has_image_suffix(f))
         else:
             out.append(p)
     return out

@@ -10,12 +10,16 @@ tests/test_preprocess_parity.py against MindSpore's own pipeline):
 - CenterCrop(s) takes offset floor((H - s) / 2), floor((W - s) / 2);
 - Normalize computes (x - mean) / std in float32 (multiplying by 1/std differs in the last bit);
 - the result is laid out NCHW or NHWC, whichever the model's input takes.
-"""
-import cv2
-import numpy as np
 
+It is the one eval transform of the project: the device, `toolkit evaluate`, head-mode feature
+extraction and validation during training all call it (toolkit.data.pipeline.eval_batches), so
+`spec()` (every parameter plus the decoder's identity) describes exactly what ran, for cache keys.
+"""
 from .errors import ImageError, MetadataError
-from .images import EXIF_POLICIES, MAX_PIXELS, describe, load_rgb
+from .images import EXIF_POLICIES, MAX_PIXELS, decoder_identity, describe, load_rgb
+
+import cv2  # noqa: E402  (after runtime.images, which bounds OpenCV before it loads)
+import numpy as np  # noqa: E402
 
 INTERPOLATIONS = {"linear": cv2.INTER_LINEAR}
 LAYOUTS = ("NCHW", "NHWC")
@@ -69,6 +73,21 @@ class Preprocessor:
             raise MetadataError(f"crop {meta.crop!r} is not supported; known: center")
         self.mean = np.asarray(meta.mean, np.float32)
         self.std = np.asarray(meta.std, np.float32)
+
+    def spec(self):
+        """Every parameter of this transform and the decoder's identity, as JSON-able data.
+
+        Two Preprocessors with equal specs give the same tensor for the same file; anything that
+        changes the output (a metadata field, the decoder or its libraries) changes the spec."""
+        m = self.meta
+        return {"transform": "runtime.preprocess.Preprocessor",
+                "steps": ["decode", "resize_shorter", "center_crop", "channel_order", "normalize",
+                          "layout"],
+                "image_size": int(m.image_size), "resize": int(m.resize), "crop": m.crop,
+                "interpolation": m.interpolation, "mean": [float(v) for v in self.mean],
+                "std": [float(v) for v in self.std], "channel_order": m.channel_order,
+                "layout": self.layout, "exif_orientation": m.exif_orientation,
+                "dtype": "float32", "decoder": decoder_identity()}
 
     def from_rgb(self, rgb, source="<array>"):
         """Preprocess an already decoded RGB uint8 HWC array."""

@@ -7,7 +7,8 @@ import pytest
 
 from toolkit.data.errors import DatasetError
 from toolkit.data.folder import Sample, scan_dataset
-from toolkit.data.images import UnreadableImage, read_rgb
+from runtime.errors import ImageError
+from runtime.images import load_rgb as read_rgb
 
 
 def _jpeg(path, h=40, w=48, seed=0):
@@ -71,7 +72,7 @@ def test_each_bad_file_is_skipped_and_reported_by_name(tmp_path, name):
     assert len(index.train) == 8 and bad not in [s.path for s in index.train]
     report = "\n".join(index.report())
     assert "skipped 1 unreadable file(s)" in report and name in report
-    with pytest.raises(UnreadableImage):
+    with pytest.raises(ImageError):
         read_rgb(bad)
 
 
@@ -148,3 +149,56 @@ def test_fatal_problems_raise_dataset_error(tmp_path, make, match):
     make(root)
     with pytest.raises(DatasetError, match=match):
         scan_dataset(root)
+
+
+def test_a_symlink_loop_in_a_class_folder_is_a_dataset_error_naming_it(tmp_path):
+    root = _good_dataset(str(tmp_path / "ds"))
+    loop = os.path.join(root, "train", "cat", "loop.jpg")
+    os.symlink("loop.jpg", loop)                       # points at itself: ELOOP on every stat
+    with pytest.raises(DatasetError) as err:
+        scan_dataset(root)
+    assert err.value.path == loop and "symbolic link loop" in err.value.problem
+    assert str(err.value).startswith(loop + ": ")
+
+
+def test_a_looping_class_folder_is_a_dataset_error_naming_it(tmp_path):
+    root = _good_dataset(str(tmp_path / "ds"))
+    loop = os.path.join(root, "train", "emu")
+    os.symlink("emu", loop)
+    with pytest.raises(DatasetError) as err:
+        scan_dataset(root)
+    assert err.value.path == loop and "Too many levels of symbolic links" in err.value.problem
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo") or not os.path.exists("/dev/zero"),
+                    reason="needs FIFOs and /dev/zero")
+def test_special_files_in_a_class_folder_are_skipped_by_name_without_blocking(tmp_path):
+    import signal
+    root = _good_dataset(str(tmp_path / "ds"))
+    folder = os.path.join(root, "train", "cat")
+    fifo, zero, dangling = (os.path.join(folder, n) for n in ("pipe.jpg", "zero.jpg", "gone.jpg"))
+    os.mkfifo(fifo)
+    os.symlink("/dev/zero", zero)
+    os.symlink(os.path.join(folder, "nowhere.jpg"), dangling)
+
+    def hang(signum, frame):
+        raise TimeoutError("the scan blocked on a special file")
+    previous = signal.signal(signal.SIGALRM, hang)
+    signal.alarm(30)
+    try:
+        index = scan_dataset(root, workers=2)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    reasons = dict(index.skipped)
+    assert sorted(reasons) == sorted([fifo, zero, dangling]) and len(index.train) == 8
+    assert "FIFO" in reasons[fifo] and "character device" in reasons[zero]
+    assert "dangling symbolic link" in reasons[dangling]
+
+
+def test_skipped_files_report_the_decoders_reason(tmp_path):
+    root = _good_dataset(str(tmp_path / "ds"))
+    bad = os.path.join(root, "train", "cat", "truncated.jpg")
+    _truncated(bad)
+    index = scan_dataset(root)
+    assert index.skipped == [(bad, "truncated JPEG (no end-of-image marker after the image data)")]

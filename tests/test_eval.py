@@ -10,6 +10,7 @@ ms = pytest.importorskip("mindspore")
 
 from _runfolder import make_run  # noqa: E402
 from runtime.errors import EngineUnavailableError  # noqa: E402
+from runtime.metadata import ModelMeta, resize_for  # noqa: E402
 from toolkit.cli import main  # noqa: E402
 from toolkit.data.errors import DatasetError  # noqa: E402
 from toolkit.data.folder import scan_dataset  # noqa: E402
@@ -29,7 +30,8 @@ def setup(tmp_path_factory):
 def _expected_confusion(data, net, split, k):
     index = scan_dataset(data)
     cm = np.zeros((k, k), int)
-    for x, labels in eval_batches(index.split(split), 32, 5):
+    meta = ModelMeta(image_size=32, resize=resize_for(32))
+    for x, labels in eval_batches(index.split(split), meta, 5):
         for t, p in zip(labels, net(ms.Tensor(x)).asnumpy().argmax(1)):
             cm[t, p] += 1
     return cm

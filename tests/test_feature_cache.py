@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 
+from runtime.metadata import ModelMeta, resize_for
 from toolkit.train.feature_cache import FeatureCache, cache_key
 from toolkit.train.features import preprocessing
 from train_fixtures import WIDTH, copy_data, image_files, lively
@@ -17,11 +18,16 @@ class S:
         self.path, self.label = path, label
 
 
-def _key(files, weights=None, size=32, width=WIDTH, classes=("a", "b")):
+def _meta(size, **fields):
+    """The metadata training writes for `size`, with `fields` changed."""
+    return ModelMeta(**dict(dict(image_size=size, resize=resize_for(size)), **fields))
+
+
+def _key(files, weights=None, size=32, width=WIDTH, classes=("a", "b"), meta=None):
     weights = weights if weights is not None else {"w": np.ones((2, 3), np.float32)}
     samples = [S(p, i % 2) for i, p in enumerate(files)]
-    return cache_key(weights, samples[:-1], samples[-1:], classes, preprocessing(size), size,
-                     "mobilenet_v2", width)
+    return cache_key(weights, samples[:-1], samples[-1:], classes, preprocessing(meta or _meta(size)),
+                     size, "mobilenet_v2", width)
 
 
 @pytest.fixture
@@ -53,7 +59,7 @@ def test_key_changes_with_added_or_relabelled_images(files):
     assert _key(files[:2]) != base
     samples = [S(p, 1) for p in files]
     relabelled = cache_key({"w": np.ones((2, 3), np.float32)}, samples[:-1], samples[-1:], ("a", "b"),
-                           preprocessing(32), 32, "mobilenet_v2", WIDTH)
+                           preprocessing(_meta(32)), 32, "mobilenet_v2", WIDTH)
     assert relabelled != base
 
 
@@ -64,7 +70,30 @@ def test_key_changes_with_settings_and_backbone_weights(files, change):
 
 
 def test_preprocessing_description_follows_the_image_size():
-    assert preprocessing(224)["resize"] == 256 and preprocessing(32)["resize"] == 36
+    assert preprocessing(_meta(224))["resize"] == 256 and preprocessing(_meta(32))["resize"] == 36
+
+
+@pytest.mark.parametrize("field,value", [
+    ("mean", (0.0, 0.0, 0.0)), ("std", (1.0, 1.0, 1.0)), ("resize", 40), ("channel_order", "BGR"),
+    ("layout", "NHWC"), ("exif_orientation", "apply")])
+def test_key_changes_with_every_parameter_of_the_transform_that_ran(files, field, value):
+    assert _key(files, meta=_meta(32, **{field: value})) != _key(files)
+
+
+def test_key_changes_with_the_decoder_identity(files, monkeypatch):
+    import runtime.images
+    before = _key(files)
+    monkeypatch.setattr(runtime.images, "DECODER_VERSION", runtime.images.DECODER_VERSION + 1)
+    assert _key(files) != before
+
+
+def test_key_describes_the_transform_eval_batches_runs():
+    from runtime.preprocess import Preprocessor
+    meta = _meta(32)
+    spec = preprocessing(meta)
+    assert spec == Preprocessor(meta).spec()
+    assert spec["decoder"].startswith("runtime.images/")
+    assert spec["mean"] == [float(np.float32(v)) for v in meta.mean]     # the float32 values used
 
 
 def test_store_round_trip_and_damaged_entries_are_misses(tmp_path):
@@ -117,7 +146,7 @@ def test_onnxruntime_features_match_mindspore(tiny_data, net, tmp_path):
     from toolkit.data.folder import scan_dataset
     from toolkit.train import extract
     from toolkit.train.setup import training_context
-    images = next(eval_batches(scan_dataset(tiny_data).train, 32, 8))[0]
+    images = next(eval_batches(scan_dataset(tiny_data).train, _meta(32), 8))[0]
     with training_context("cpu"):
         arrays = extract.backbone_arrays(net)
         ort, info = extract.make_extractor("onnxruntime", "mobilenet_v2", WIDTH, arrays, 32, "cpu",

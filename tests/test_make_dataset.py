@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from toolkit.cli import main
 from toolkit.data.errors import DatasetError
 from toolkit.data.folder import scan_dataset
-from toolkit.data.images import read_rgb
+from runtime.images import load_rgb as read_rgb
 from toolkit.data.synthetic import NUM_VARIANTS, class_pool, make_dataset
 
 

@@ -94,3 +94,30 @@ def test_extreme_aspect_ratios_are_refused_before_allocating():
     from runtime.errors import ImageError
     with pytest.raises(ImageError, match="too extreme"):
         Preprocessor(_meta(resize=256, image_size=224))(np.zeros((1, 500_000), np.uint8))
+
+
+# ModelMeta fields that do not change the pixels a Preprocessor produces
+NOT_PREPROCESSING = {"arch", "width", "class_names", "softmax", "input_name", "schema_version"}
+CHANGED = {"image_size": 100, "resize": 120, "mean": (1.0, 2.0, 3.0), "std": (4.0, 5.0, 6.0),
+           "channel_order": "BGR", "layout": "NHWC", "exif_orientation": "apply"}
+ONE_SUPPORTED_VALUE = {"crop", "interpolation"}
+
+
+@pytest.mark.parametrize("field", sorted(set(ModelMeta.__dataclass_fields__) - NOT_PREPROCESSING))
+def test_spec_changes_with_every_preprocessing_field_of_the_metadata(field):
+    # A new preprocessing field in ModelMeta fails here until spec() describes it (or the field is
+    # listed in NOT_PREPROCESSING because it truly does not change the tensor).
+    if field in ONE_SUPPORTED_VALUE:       # any other value is refused (see above); spec() says it
+        assert Preprocessor(ModelMeta()).spec()[field] == getattr(ModelMeta(), field)
+        return
+    if field not in CHANGED:
+        pytest.fail(f"ModelMeta.{field} is new: give it a changed value here and put it in spec()")
+    base = ModelMeta(image_size=64, resize=73)
+    other = ModelMeta(**dict(base.__dict__, **{field: CHANGED[field]}))
+    assert Preprocessor(other).spec() != Preprocessor(base).spec()
+    assert Preprocessor(ModelMeta(image_size=64, resize=73)).spec() == Preprocessor(base).spec()
+
+
+def test_spec_names_the_decoder_and_its_libraries():
+    decoder = Preprocessor(ModelMeta()).spec()["decoder"]
+    assert decoder.startswith("runtime.images/") and f"opencv-{cv2.__version__}" in decoder

@@ -25,8 +25,10 @@ def _outputs(out, which, images):
 @pytest.fixture(scope="module")
 def val_images(tiny_data):
     from toolkit.data.folder import scan_dataset
+    from runtime.metadata import ModelMeta, resize_for
     from toolkit.data.pipeline import eval_batches
-    return next(eval_batches(scan_dataset(tiny_data).val, 32, 8))[0]
+    meta = ModelMeta(image_size=32, resize=resize_for(32))
+    return next(eval_batches(scan_dataset(tiny_data).val, meta, 8))[0]
 
 
 def test_head_ckpt_is_the_best_networks_head(head_run):

@@ -126,7 +126,7 @@ def evaluate_run(data, run_dir, split="val", engine_name="auto", batch_size=32, 
     k = meta.num_classes
     confusion = np.zeros((k, k), np.int64)
     parity = None
-    batches = eval_batches(samples, meta.image_size, batch_size)
+    batches = eval_batches(samples, meta, batch_size)     # the whole metadata: the device's transform
     n_batches = (len(samples) + batch_size - 1) // batch_size
     for i, (x, labels) in enumerate(progress(batches, n_batches) if progress else batches):
         logits = predict(x)

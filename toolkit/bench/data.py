@@ -11,15 +11,16 @@ import numpy as np
 
 from runtime.errors import ToolkitError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-
 
 class BenchDataError(ToolkitError):
     """The --data folder is not a usable ImageFolder."""
 
 
 def list_image_folder(root):
-    """(class names sorted, [(path, class index)]) of an ImageFolder; raises on an empty or odd folder."""
+    """(class names sorted, [(path, class index)]) of an ImageFolder; raises on an empty or odd folder.
+
+    Which names count as images is the runtime's one rule (runtime.images.has_image_suffix)."""
+    from runtime.images import IMAGE_SUFFIXES, has_image_suffix
     if not os.path.isdir(root):
         raise BenchDataError(f"{root}: not a folder")
     classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
@@ -29,7 +30,7 @@ def list_image_folder(root):
     for idx, name in enumerate(classes):
         folder = os.path.join(root, name)
         for fname in sorted(os.listdir(folder)):
-            if fname.lower().endswith(IMAGE_SUFFIXES):
+            if has_image_suffix(fname):
                 samples.append((os.path.join(folder, fname), idx))
     if not samples:
         raise BenchDataError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) in the class folders")

@@ -1,8 +1,10 @@
 """ImageFolder datasets: `root/train/<class>/*` and `root/val/<class>/*`, or `root/<class>/*`.
 
-Every file is checked once here (decoded with the project's policy, see `images.py`), so a bad file
-can never crash an epoch later: unreadable files are skipped and reported by name with the reason.
-Only problems that leave nothing to train on are fatal (DatasetError).
+Every file is checked once here, decoded by the project's one decoder (runtime.images, the same the
+device uses), so a bad file can never crash an epoch later: unreadable files (not an image, corrupt,
+truncated, too large, a FIFO or device, a dangling link) are skipped and reported by name with the
+decoder's reason. Only problems that leave nothing to train on, or a folder that cannot be listed
+(a symbolic-link loop, no permission), are fatal (DatasetError naming the path).
 """
 import logging
 import os
@@ -13,8 +15,10 @@ from typing import List, Tuple
 
 import numpy as np
 
+from runtime.errors import ImageError
+from runtime.images import load_rgb
+
 from .errors import DatasetError
-from .images import UnreadableImage, read_rgb
 
 log = logging.getLogger(__name__)
 
@@ -62,20 +66,40 @@ class DatasetIndex:
         return lines
 
 
+def _entries(path):
+    """(DirEntry, is_dir) of the visible entries of `path`; DatasetError naming the entry when one
+    cannot be examined (a symbolic-link loop raises ELOOP here) or the folder cannot be listed."""
+    try:
+        with os.scandir(path) as it:
+            entries = [e for e in it if not e.name.startswith(".")]
+    except OSError as e:
+        raise DatasetError(path, f"cannot list the folder: {e.strerror or e}") from None
+    out = []
+    for e in entries:
+        try:
+            out.append((e, e.is_dir()))
+        except OSError as err:
+            raise DatasetError(e.path, f"cannot be examined: {err.strerror or err}"
+                               + (" (symbolic link loop)" if e.is_symlink() else "")) from None
+    return out
+
+
 def _list_dirs(path):
-    return sorted(e.name for e in os.scandir(path) if e.is_dir() and not e.name.startswith("."))
+    return sorted(e.name for e, is_dir in _entries(path) if is_dir)
 
 
 def _list_files(path):
-    return sorted(e.path for e in os.scandir(path) if e.is_file() and not e.name.startswith("."))
+    """Every visible entry that is not a folder: FIFOs, devices and dangling links included, so the
+    decoder refuses them by name in the skipped-files report instead of them vanishing silently."""
+    return sorted(e.path for e, is_dir in _entries(path) if not is_dir)
 
 
 def _check(path):
     try:
-        img = read_rgb(path)
-        return path, None if min(img.shape[:2]) > 0 else "empty image"
-    except UnreadableImage as e:
-        return path, e.reason
+        load_rgb(path)
+        return path, None
+    except ImageError as e:
+        return path, e.problem
 
 
 def _readable(paths, skipped, workers):

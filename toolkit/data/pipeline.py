@@ -1,21 +1,26 @@
-"""Input pipelines: MindSpore datasets for training/validation and a NumPy twin of the eval transform.
+"""Input pipelines: MindSpore datasets for training/validation, and batches of the one eval transform.
 
-Images are decoded by the project's policy (`images.read_rgb`: OpenCV, EXIF orientation ignored,
-grayscale/RGBA/16-bit normalised to 8-bit RGB) inside a GeneratorDataset source, so odd files never reach
-MindSpore's JPEG decoder; for ordinary JPEGs this equals `vision.Decode()` bit for bit. The train recipe
-is the ModelZoo one with `RandomCropDecodeResize` split into decode + `RandomResizedCrop` (same scale and
-ratio ranges). `eval_batches` reproduces the MindSpore eval transform exactly (tested to 0.0 difference)
-so features can be extracted with onnxruntime.
+Both start from the project's one decoder (`runtime.images.load_rgb`, the device's own: OpenCV, EXIF
+policy from the metadata, grayscale/RGBA/16-bit/CMYK normalised to 8-bit RGB, hostile files refused)
+inside a GeneratorDataset source, so odd files never reach MindSpore's JPEG decoder; for ordinary
+JPEGs this equals `vision.Decode()` bit for bit. Every number comes from the model's metadata
+(`runtime.metadata.ModelMeta`, the model.json training writes): the train recipe is the ModelZoo one
+with `RandomCropDecodeResize` split into decode + `RandomResizedCrop` (same scale and ratio ranges) at
+meta.image_size, normalised with meta.mean/std; the eval recipe is Resize(meta.resize) +
+CenterCrop(meta.image_size) + Normalize. `eval_batches` runs the device's `runtime.preprocess.
+Preprocessor(meta)` instead of MindSpore, equal to the MindSpore eval recipe (tested to 0.0 difference),
+so features can be extracted with any engine and `toolkit evaluate` sees what the device sees.
 """
 import logging
 
-import cv2
 import numpy as np
 
-from runtime.metadata import IMAGENET_MEAN, IMAGENET_STD, resize_for
+from runtime.errors import ImageError, MetadataError
+from runtime.images import load_rgb
+from runtime.metadata import ModelMeta
+from runtime.preprocess import Preprocessor
 
 from .errors import DatasetError
-from .images import UnreadableImage, read_rgb
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +29,19 @@ RATIO = (0.75, 1.333)
 JITTER = 0.4
 
 
+def _require_meta(meta, what):
+    if not isinstance(meta, ModelMeta):
+        raise TypeError(f"{what} takes the model's runtime.metadata.ModelMeta (the model.json "
+                        f"training writes), not {type(meta).__name__}")
+    return meta
+
+
 class _Source:
     """Random-access source for GeneratorDataset: (RGB uint8 HWC, int32 label)."""
 
-    def __init__(self, samples):
+    def __init__(self, samples, exif_orientation="ignore"):
         self.samples = list(samples)
+        self.exif_orientation = exif_orientation
 
     def __len__(self):
         return len(self.samples)
@@ -36,29 +49,43 @@ class _Source:
     def __getitem__(self, i):
         path, label = self.samples[i]
         try:
-            return read_rgb(path), np.array(label, np.int32)
-        except UnreadableImage as e:   # changed on disk after scan_dataset checked it
+            return load_rgb(path, exif_orientation=self.exif_orientation), np.array(label, np.int32)
+        except ImageError as e:   # changed on disk after scan_dataset checked it
             raise DatasetError(f"image became unreadable after the dataset scan: {e}") from None
 
 
-def _transforms(image_size, train):
+def _mindspore_recipe_check(meta):
+    """The metadata values MindSpore's recipe below implements; anything else is refused, not
+    approximated (the runtime's Preprocessor refuses the same unknown values)."""
+    Preprocessor(meta)                               # interpolation, crop, EXIF policy, layout known
+    unsupported = {"layout": (meta.layout, "NCHW"), "channel_order": (meta.channel_order, "RGB")}
+    for key, (value, supported) in unsupported.items():
+        if value != supported:
+            raise MetadataError(f"training networks take {supported} input; metadata {key} "
+                                f"{value!r} is not supported by the training pipeline")
+
+
+def _transforms(meta, train):
     from mindspore.dataset import vision
-    normalize = [vision.Normalize(mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD)), vision.HWC2CHW()]
+    normalize = [vision.Normalize(mean=list(meta.mean), std=list(meta.std)), vision.HWC2CHW()]
     if train:
-        return [vision.RandomResizedCrop(image_size, scale=SCALE, ratio=RATIO),
+        return [vision.RandomResizedCrop(meta.image_size, scale=SCALE, ratio=RATIO),
                 vision.RandomHorizontalFlip(prob=0.5),
                 vision.RandomColorAdjust(brightness=JITTER, contrast=JITTER, saturation=JITTER)] + normalize
-    return [vision.Resize(resize_for(image_size)), vision.CenterCrop(image_size)] + normalize
+    return [vision.Resize(meta.resize), vision.CenterCrop(meta.image_size)] + normalize
 
 
-def make_loader(samples, image_size, batch_size, train, seed=0, shuffle=None, num_shards=None,
+def make_loader(samples, meta, batch_size, train, seed=0, shuffle=None, num_shards=None,
                 shard_id=None, num_workers=1):
     """A batched `mindspore.dataset.Dataset` with columns image (float32 CHW) and label (int32).
+
+    `meta`: the model's ModelMeta (toolkit.train.outputs.model_meta), source of every number.
 
     Deterministic for a given seed with num_workers=1 (order and augmentation); pass seed+epoch per
     epoch for a different but reproducible order. A training set smaller than one batch gives one
     smaller batch (announced); otherwise training drops the incomplete last batch, eval keeps it.
     """
+    _mindspore_recipe_check(_require_meta(meta, "make_loader"))
     import mindspore.dataset as ds
     from mindspore import dtype as mstype
     from mindspore.dataset import transforms
@@ -76,36 +103,29 @@ def make_loader(samples, image_size, batch_size, train, seed=0, shuffle=None, nu
                     per_shard, " per shard" if num_shards else "", batch_size, max(per_shard, 1))
         batch_size, drop_remainder = max(per_shard, 1), False
     ds.config.set_seed(seed)
-    data = ds.GeneratorDataset(_Source(samples), column_names=["image", "label"], shuffle=shuffle,
-                               num_shards=num_shards, shard_id=shard_id,
+    data = ds.GeneratorDataset(_Source(samples, meta.exif_orientation), column_names=["image", "label"],
+                               shuffle=shuffle, num_shards=num_shards, shard_id=shard_id,
                                num_parallel_workers=num_workers, python_multiprocessing=False)
-    data = data.map(_transforms(image_size, train), input_columns="image", num_parallel_workers=num_workers)
+    data = data.map(_transforms(meta, train), input_columns="image", num_parallel_workers=num_workers)
     data = data.map(transforms.TypeCast(mstype.int32), input_columns="label")
     return data.batch(batch_size, drop_remainder=drop_remainder)
 
 
-def eval_transform(rgb, image_size):
-    """NumPy/OpenCV twin of the eval transform: uint8 RGB HWC -> float32 CHW."""
-    resize = resize_for(image_size)
-    h, w = rgb.shape[:2]
-    if h <= w:
-        nh, nw = resize, int(w * resize / h)
-    else:
-        nh, nw = int(h * resize / w), resize
-    img = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_LINEAR) if (nh, nw) != (h, w) else rgb
-    top, left = (nh - image_size) // 2, (nw - image_size) // 2
-    img = img[top:top + image_size, left:left + image_size].astype(np.float32)
-    img = (img - np.float32(IMAGENET_MEAN)) / np.float32(IMAGENET_STD)
-    return np.ascontiguousarray(img.transpose(2, 0, 1))
-
-
-def eval_batches(samples, image_size, batch_size):
-    """Yield (float32 NCHW batch, int32 labels) with exactly the eval transform; last batch may be short."""
+def eval_batches(samples, meta, batch_size):
+    """Yield (float32 batch, int32 labels): `runtime.preprocess.Preprocessor(meta)` on each image,
+    laid out as meta.layout; the last batch may be short."""
+    pre = Preprocessor(_require_meta(meta, "eval_batches"))
     samples = list(samples)
     for start in range(0, len(samples), batch_size):
         chunk = samples[start:start + batch_size]
-        try:
-            images = np.stack([eval_transform(read_rgb(p), image_size) for p, _ in chunk])
-        except UnreadableImage as e:
-            raise DatasetError(f"image became unreadable after the dataset scan: {e}") from None
-        yield images, np.array([label for _, label in chunk], np.int32)
+        images = []
+        for path, _ in chunk:
+            try:
+                rgb = load_rgb(path, exif_orientation=meta.exif_orientation)
+            except ImageError as e:
+                raise DatasetError(f"image became unreadable after the dataset scan: {e}") from None
+            try:
+                images.append(pre.from_rgb(rgb, path))
+            except ImageError as e:
+                raise DatasetError(str(e)) from None
+        yield np.stack(images), np.array([label for _, label in chunk], np.int32)

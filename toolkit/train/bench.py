@@ -16,6 +16,7 @@ import numpy as np
 
 from .config import TrainConfig
 from .loop import no_progress
+from .outputs import model_meta
 
 
 def _accuracy(logits, labels):
@@ -43,13 +44,13 @@ def run_ours(cfg, net, index, workdir, progress=no_progress):
             "parity_max_abs_diff": parity.get("max_abs_diff"), "parity_images": parity.get("images")}
 
 
-def _zoo_maps(backbone, samples, image_size, batch_size, folder, tag):
+def _zoo_maps(backbone, samples, meta, batch_size, folder, tag):
     """MindSpore backbone on each batch; saves maps and labels per batch like the ModelZoo."""
     import mindspore as ms
 
     from toolkit.data.pipeline import eval_batches
     paths = []
-    for i, (images, labels) in enumerate(eval_batches(samples, image_size, batch_size)):
+    for i, (images, labels) in enumerate(eval_batches(samples, meta, batch_size)):
         n = len(images)
         if n < batch_size:      # pad: one compiled graph (the recipe drops the remainder instead)
             images = np.concatenate([images, np.zeros((batch_size - n,) + images.shape[1:], np.float32)])
@@ -77,8 +78,9 @@ def run_modelzoo(cfg, net, index, workdir):
     zoo.set_train(False)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=workdir) as folder:
-        train_paths = _zoo_maps(zoo.backbone, index.train, cfg.image_size, cfg.batch_size, folder, "train")
-        val_paths = _zoo_maps(zoo.backbone, index.val, cfg.image_size, cfg.batch_size, folder, "val")
+        meta = model_meta(cfg, index.classes)
+        train_paths = _zoo_maps(zoo.backbone, index.train, meta, cfg.batch_size, folder, "train")
+        val_paths = _zoo_maps(zoo.backbone, index.val, meta, cfg.batch_size, folder, "val")
         t1 = time.perf_counter()
         map_shape = list(np.load(train_paths[0][0]).shape[1:])
         head = zoo.head

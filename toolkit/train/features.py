@@ -1,7 +1,9 @@
 """Head mode's pooled features: from the cache when nothing changed, else extracted once.
 
-Extraction uses exactly the eval transform (`toolkit.data.pipeline.eval_batches`) and the frozen
-backbone on the engine chosen by `extract.choose_engine`, checked against MindSpore first.
+Extraction uses exactly the eval transform (`toolkit.data.pipeline.eval_batches`, i.e. the device's
+`runtime.preprocess.Preprocessor` on the run's metadata) and the frozen backbone on the engine chosen
+by `extract.choose_engine`, checked against MindSpore first. The cache key holds `Preprocessor.spec()`:
+every parameter of that transform and the decoder's identity.
 
 In a data-parallel run (`dist.size > 1`) every rank extracts its contiguous slice of train and val
 (`collect.shard_slice`) and MindSpore's AllGather (`collect.gather_rows`) hands every rank all rows in
@@ -14,23 +16,22 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from runtime.metadata import ModelMeta, resize_for
+from runtime.preprocess import Preprocessor
 
 from . import extract
 from .feature_cache import FeatureCache, cache_key
+from .outputs import model_meta
 
 log = logging.getLogger(__name__)
 
 EXTRACT_BATCH = 32
 
 
-def preprocessing(image_size):
-    """The eval transform as data, for the cache key (any change to it changes the key)."""
-    m = ModelMeta(image_size=image_size, resize=resize_for(image_size))
-    return {"resize": m.resize, "crop": m.crop, "interpolation": m.interpolation,
-            "mean": list(m.mean), "std": list(m.std), "channel_order": m.channel_order,
-            "layout": m.layout, "exif_orientation": m.exif_orientation,
-            "decode": "toolkit.data.images.read_rgb"}
+def preprocessing(meta):
+    """The transform eval_batches runs for `meta`, as data, for the cache key: every parameter of
+    `Preprocessor(meta)` and the decoder's identity (its version and OpenCV's/Pillow's), so a change
+    to any of them changes the key."""
+    return Preprocessor(meta).spec()
 
 
 def prefetch(iterator):
@@ -47,12 +48,12 @@ def prefetch(iterator):
             yield item
 
 
-def _extract_split(extractor, samples, image_size, dim, progress, label):
+def _extract_split(extractor, samples, meta, dim, progress, label):
     from toolkit.data.pipeline import eval_batches
     out = np.zeros((len(samples), dim), np.float32)
     labels = np.zeros(len(samples), np.int32)
     n = 0
-    batches = prefetch(eval_batches(samples, image_size, EXTRACT_BATCH))
+    batches = prefetch(eval_batches(samples, meta, EXTRACT_BATCH))
     steps = (len(samples) + EXTRACT_BATCH - 1) // EXTRACT_BATCH
     with progress(batches, length=steps, label=label) as bar:
         for images, y in bar:
@@ -70,13 +71,13 @@ def _all_ranks_agree(flag, dist):
     return bool(gather_rows(np.array([int(bool(flag))], np.int32), dist).min())
 
 
-def _extract_shard(extractor, samples, image_size, dim, progress, label, dist):
+def _extract_shard(extractor, samples, meta, dim, progress, label, dist):
     """This rank's slice of `samples` extracted, then every rank's rows gathered in order."""
     if dist.size <= 1:
-        return _extract_split(extractor, samples, image_size, dim, progress, label)
+        return _extract_split(extractor, samples, meta, dim, progress, label)
     from toolkit.distributed.collect import gather_rows, shard_slice
     part = shard_slice(len(samples), dist)
-    x, y = _extract_split(extractor, samples[part], image_size, dim, progress,
+    x, y = _extract_split(extractor, samples[part], meta, dim, progress,
                           f"{label} rank {dist.rank}/{dist.size}")
     return gather_rows(x, dist), gather_rows(y, dist)
 
@@ -90,7 +91,8 @@ def pooled_features(cfg, net, index, cache_root, progress, dist=None):
     from toolkit.distributed.context import DistInfo
     dist = dist or DistInfo.single(cfg.device)
     arrays_in = extract.backbone_arrays(net)
-    key = cache_key(arrays_in, index.train, index.val, index.classes, preprocessing(cfg.image_size),
+    meta = model_meta(cfg, index.classes)           # what the run's model.json will say
+    key = cache_key(arrays_in, index.train, index.val, index.classes, preprocessing(meta),
                     cfg.image_size, cfg.arch, cfg.width)
     cache = FeatureCache(cache_root)
     cached = cache.load(key, len(index.train), len(index.val))
@@ -99,7 +101,7 @@ def pooled_features(cfg, net, index, cache_root, progress, dist=None):
         log.info("features: cache hit %s", key[:12])
         return cached, info
     engine = extract.choose_engine(cfg.extractor, cfg.device)
-    check = next(eval_batches(index.train, cfg.image_size, extract.PARITY_IMAGES))[0]
+    check = next(eval_batches(index.train, meta, extract.PARITY_IMAGES))[0]
     t0 = time.perf_counter()
     # The ONNX export's scratch folder: the cache folder on rank 0, the system's temp folder elsewhere
     # (only rank 0 writes into the run).
@@ -107,9 +109,9 @@ def pooled_features(cfg, net, index, cache_root, progress, dist=None):
     extractor, info = extract.make_extractor(engine, cfg.arch, cfg.width, arrays_in, cfg.image_size,
                                              cfg.device, workdir, check, EXTRACT_BATCH)
     dim = net.backbone.out_channels
-    train_x, train_y = _extract_shard(extractor, index.train, cfg.image_size, dim, progress,
+    train_x, train_y = _extract_shard(extractor, index.train, meta, dim, progress,
                                       f"extract train ({engine})", dist)
-    val_x, val_y = _extract_shard(extractor, index.val, cfg.image_size, dim, progress,
+    val_x, val_y = _extract_shard(extractor, index.val, meta, dim, progress,
                                   f"extract val ({engine})", dist)
     elapsed = time.perf_counter() - t0
     images = len(index.train) + len(index.val)

@@ -10,6 +10,7 @@ import numpy as np
 from runtime.errors import ToolkitError
 
 from . import amp
+from .outputs import model_meta
 from .schedule import cosine_with_warmup
 from .setup import make_loss, make_optimizer
 
@@ -106,7 +107,8 @@ class NetworkTask:
 
     def _loader(self, epoch):
         from toolkit.data.pipeline import make_loader
-        return make_loader(self.index.train, self.cfg.image_size, self.cfg.batch_size, train=True,
+        meta = model_meta(self.cfg, self.index.classes)
+        return make_loader(self.index.train, meta, self.cfg.batch_size, train=True,
                            seed=int(self.cfg.seed) * 10007 + int(epoch),
                            num_workers=self.cfg.num_workers, **self.shard)
 
@@ -126,7 +128,8 @@ class NetworkTask:
         from toolkit.data.pipeline import eval_batches
         if self._val is not None:
             return self._val
-        batches = eval_batches(self.index.val, self.cfg.image_size, self.cfg.batch_size)
+        meta = model_meta(self.cfg, self.index.classes)
+        batches = eval_batches(self.index.val, meta, self.cfg.batch_size)
         size = len(self.index.val) * 3 * self.cfg.image_size ** 2 * 4
         if size <= VAL_CACHE_BYTES:
             self._val = list(batches)
