@@ -18,8 +18,8 @@ class ConversionError(ToolkitError):
     """The graph cannot be converted correctly (a pass met something it cannot handle).
 
     path: the source model; element: the node / tensor / attribute at fault; output: the `.ms`
-    being written, where it matters; stage: the converter step that raised. The message is rebuilt from these, so context added later by
-    the pipeline (`locate`) shows up in `str(e)`.
+    being written, where it matters; stage: the converter step that raised. The message is rebuilt
+    from these, so context added later by the pipeline (`locate`) shows up in `str(e)`.
     """
 
     def __init__(self, problem, path=None, element=None, output=None, stage=None):

@@ -2,6 +2,10 @@
 
 Front ends parse every source attribute once into frozen `Node`s with canonical op names and
 attributes (listed in `IR_OPS`); passes rewrite the node list; lowering maps it to an `MsModel`.
+Every node is validated when it is made (`IR_SPECS`: input count, each attribute's kind and range:
+strides/dilations/kernels >= 1, pads >= 0 and bounded, perms a permutation ...), so a hostile value
+is refused once, naming the node, before any shape arithmetic or allocation depends on it; what
+needs the input's rank (axes in range, perm length) is checked by the shape rules (ir_ops).
 Values are named strings; constants live in `Graph.consts` as numpy arrays; `Graph.shapes` holds the
 inferred shape of every value. Until the layout pass runs, image tensors are NCHW as in the source.
 """

@@ -13,13 +13,14 @@ import sys
 import numpy as np
 import pytest
 
-from converters import ConvertOptions, convert
+from converters import convert
 from converters.errors import ConversionError
 from runtime.errors import ModelFormatError, ToolkitError, UnsupportedOpsError
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RNG = np.random.default_rng(0)
 W = (RNG.standard_normal((4, 3, 3, 3)) * 0.3).astype(np.float32)
 
@@ -404,7 +405,7 @@ def test_an_invalid_model_handed_to_the_writer_names_source_and_output_not_a_pla
 
 def test_cli_prints_one_error_line_and_no_traceback(tmp_path):
     src = _write(tmp_path, "stride", conv(strides=[0, 1]))
-    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    env = dict(os.environ, PYTHONPATH=ROOT)
     r = subprocess.run([sys.executable, "-m", "toolkit.cli", "convert", str(src), "-o",
                         str(tmp_path / "s_lite.ms")], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 1 and "Traceback" not in r.stderr
@@ -446,7 +447,7 @@ except ToolkitError as e:
 ])
 def test_declared_sizes_are_bounded_before_allocation(tmp_path, name, build, verify, message):
     src = _write(tmp_path, name, build())
-    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    env = dict(os.environ, PYTHONPATH=ROOT)
     r = subprocess.run([sys.executable, "-c", _CAPPED, str(src), str(tmp_path / f"{name}_lite.ms"),
                         str(verify)], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -90,7 +90,8 @@ def as_float(value, what):
 def check_tensor_size(path, element, dims, itemsize, file_size, raw_bytes=None, values=None):
     """Refuse a tensor whose declared size cannot be backed by the file, before allocating it.
 
-    element: names the tensor ("initializer 'w'"); raw_bytes: length of its raw data (must match exactly); values: number of typed values given.
+    element: names the tensor ("initializer 'w'"); raw_bytes: length of its raw data (must match
+    exactly); values: number of typed values given.
     Every stored element takes at least one byte of the file, so more elements than file bytes is
     a lie whatever the encoding.
     """
