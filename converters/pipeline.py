@@ -2,6 +2,11 @@
 
 Nothing is written unless everything succeeded (including verification when asked), and then the
 `.ms` and its metadata sidecar are each replaced atomically.
+
+Every failure is a ToolkitError naming the source file: each step runs inside `_stage`, which fills
+the source (and, for serialisation and verification, the output) into a ConversionError raised
+without them, and turns any other exception escaping a front end, pass or the lowering (a bug)
+into a ConversionError that names the file and the step instead of a library traceback.
 """
 import logging
 import os
@@ -9,7 +14,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
-from runtime.errors import MetadataError, ModelFormatError
+from contextlib import contextmanager
+
+from runtime.errors import MetadataError, ModelFormatError, ToolkitError
 from runtime.metadata import ModelMeta, resize_for, sidecar_path
 
 from .errors import ConversionError, VerificationFailed
@@ -19,6 +26,10 @@ from .passes import run_pipeline
 from .quantize import DEFAULT_MIN_CHANNELS, DEFAULT_MIN_SIZE, quantize_weights, weights_to_fp16
 
 log = logging.getLogger(__name__)
+
+# --verify feeds random or real batches of the model's declared input shape; a model declaring a
+# huge batch (2^30) would make that an allocation of terabytes. Verification refuses beyond this.
+MAX_VERIFY_INPUT_ELEMENTS = 1 << 24          # 64 MiB of float32 per verification batch
 
 
 @dataclass
@@ -74,7 +85,8 @@ def _meta_for_output(meta, model, options):
     """The sidecar of the `.ms`: the source's, with the input layout/size of the converted model."""
     t = model.tensors[model.inputs[0]]
     dims = tuple(t.dims)
-    hw = (dims[1], dims[2]) if options.input_format == "NHWC" else (dims[2], dims[3])
+    hw = ((dims[1], dims[2]) if options.input_format == "NHWC" else (dims[2], dims[3])) \
+        if len(dims) == 4 else (None, None)
     meta = meta or ModelMeta()
     out_dims = tuple(model.tensors[model.outputs[0]].dims)
     if meta.class_names and (not out_dims or out_dims[-1] != len(meta.class_names)):
@@ -92,6 +104,43 @@ def _meta_for_output(meta, model, options):
         raise ConversionError(f"metadata for the converted model is invalid: {e}") from None
 
 
+@contextmanager
+def _stage(name, source, output=None):
+    """Run one conversion step; every error leaving it names the source file (and the step)."""
+    try:
+        yield
+    except ConversionError as e:
+        e.stage = e.stage or name
+        raise e.locate(path=source, output=output)
+    except ModelFormatError as e:
+        if e.path == "<model to write>":         # the .ms writer's check of the model it was given
+            raise ConversionError(f"the converted model is invalid (a converter bug, please report "
+                                  f"it): {e.problem}", path=source, output=output,
+                                  element=e.element, stage=name) from None
+        raise
+    except ToolkitError:
+        raise
+    except MemoryError:
+        raise ConversionError(f"{name} ran out of memory; the model declares tensors too large to "
+                              "convert here", path=source, output=output, stage=name) from None
+    except Exception as e:  # a library error escaping the converter is a bug: say so, with context
+        raise ConversionError(f"{name} failed unexpectedly (a converter bug, please report it): "
+                              f"{type(e).__name__}: {e}", path=source, output=output,
+                              stage=name) from e
+
+
+def _check_verifiable(model, source, output):
+    dims = tuple(model.tensors[model.inputs[0]].dims)
+    count = 1
+    for d in dims:
+        count *= int(d)
+    if count > MAX_VERIFY_INPUT_ELEMENTS:
+        raise ConversionError(f"--verify: the model input {list(dims)} holds {count} elements per "
+                              f"batch, more than the {MAX_VERIFY_INPUT_ELEMENTS} verification "
+                              "allows; give --input-shape with a smaller batch", path=source,
+                              output=output, element=f"input {model.tensors[model.inputs[0]].name!r}")
+
+
 def convert(source, output, options=None):
     from runtime.msformat.writer import model_to_bytes
     from runtime.atomic import atomic_write_bytes
@@ -101,38 +150,47 @@ def convert(source, output, options=None):
     if not os.path.isfile(source):
         raise ModelFormatError(source, "no such file")
     if not output.endswith(".ms"):
-        raise ConversionError(f"output {output!r} must end in .ms")
+        raise ConversionError(f"output {output!r} must end in .ms", path=source)
     if os.path.abspath(sidecar_path(output)) == os.path.abspath(sidecar_path(source)):
         raise ConversionError(f"{output}: its metadata sidecar {sidecar_path(output)} would replace "
                               f"the source's ({source}); choose another output name")
     t0 = time.perf_counter()
     seconds = {}
-    graph = load_source(source)
+    with _stage("front end", source):
+        graph = load_source(source)
     seconds["parse"] = time.perf_counter() - t0
     t = time.perf_counter()
-    run_pipeline(graph, options)
+    with _stage("passes", source):
+        run_pipeline(graph, options)
     seconds["passes"] = time.perf_counter() - t
     t = time.perf_counter()
-    model, weights = lower(graph)
-    stored = {t.name for t in model.tensors if t.is_const}
-    params = sum(int(a.size) for name, a in graph.consts.items() if a.dtype.kind == "f" and name in stored)
+    with _stage("lowering", source):
+        model, weights = lower(graph)
+        stored = {t.name for t in model.tensors if t.is_const}
+        params = sum(int(a.size) for name, a in graph.consts.items()
+                     if a.dtype.kind == "f" and name in stored)
     quantized = 0
-    if options.fp16:
-        quantized = weights_to_fp16(model, weights)
-    elif options.quant == "weight":
-        quantized = quantize_weights(model, weights, options.symmetric, options.min_quant_weight_size,
-                                     options.min_quant_weight_channel).quantized
-    data = model_to_bytes(model)
+    with _stage("weight compression", source):
+        if options.fp16:
+            quantized = weights_to_fp16(model, weights)
+        elif options.quant == "weight":
+            quantized = quantize_weights(model, weights, options.symmetric, options.min_quant_weight_size,
+                                         options.min_quant_weight_channel).quantized
+    with _stage("serialisation", source, output):
+        data = model_to_bytes(model)
     seconds["lower_and_serialize"] = time.perf_counter() - t
     meta, origin = _source_meta(source)
-    meta = _meta_for_output(meta, model, options)
+    with _stage("metadata", source, output):
+        meta = _meta_for_output(meta, model, options)
     report = None
     if options.verify:
         from .verify import verify_bytes
         t = time.perf_counter()
-        report = verify_bytes(data, output, source_path=source, source_format=graph.source_format,
-                              meta=meta, precision=options.precision, n=options.verify,
-                              images=options.images, input_layout=options.input_format)
+        _check_verifiable(model, source, output)
+        with _stage("verification", source, output):
+            report = verify_bytes(data, output, source_path=source, source_format=graph.source_format,
+                                  meta=meta, precision=options.precision, n=options.verify,
+                                  images=options.images, input_layout=options.input_format)
         seconds["verify"] = time.perf_counter() - t
         if not report.passed:
             raise VerificationFailed(report, report.problems)

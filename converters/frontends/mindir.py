@@ -11,11 +11,11 @@ import sys
 
 import numpy as np
 
-from runtime.errors import ModelFormatError
+from runtime.errors import ModelFormatError, UnsupportedOpsError
 
 from ..errors import ConversionError
 from ..registry import OpRegistry
-from .common import FrontendContext
+from .common import FrontendContext, as_float, as_int, as_ints, check_tensor_size, check_utf8
 
 MINDIR_OPS = OpRegistry("MINDIR")
 MONAD = object()
@@ -26,31 +26,32 @@ _DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 4: np.uint16, 5: np.int16, 6:
            7: np.int64, 9: np.bool_, 10: np.float16, 11: np.float64, 12: np.uint32, 13: np.uint64}
 
 
-def _tensor_to_numpy(t, path):
+def _tensor_to_numpy(t, path, file_size=None):
+    """A numpy copy of a MindIR TensorProto; its declared size is checked against the file first."""
+    where = f"tensor {t.name!r}"
     dtype = _DTYPES.get(t.data_type)
     if dtype is None:
-        raise ModelFormatError(path, f"tensor {t.name!r} has unsupported data type {t.data_type}")
+        raise ModelFormatError(path, f"data type code {t.data_type} is not a tensor type this "
+                               "converter reads; the weights are corrupt or of an unsupported type",
+                               element=where)
     if t.external_data.location if t.HasField("external_data") else False:
-        raise ModelFormatError(path, f"tensor {t.name!r} keeps its data in an external file, "
-                               "which is not supported")
-    dims = tuple(int(d) for d in t.dims)
-    if any(d < 0 for d in dims):
-        raise ModelFormatError(path, f"tensor {t.name!r} has negative dims {dims}")
-    count = int(np.prod(dims, dtype=np.int64)) if dims else 1
+        raise ModelFormatError(path, "keeps its data in an external file, which is not supported",
+                               element=where)
+    file_size = os.path.getsize(path) if file_size is None else file_size
     if t.raw_data:
-        need = count * np.dtype(dtype).itemsize
-        if len(t.raw_data) != need:
-            raise ModelFormatError(path, f"tensor {t.name!r}: {len(t.raw_data)} data bytes for "
-                                   f"shape {list(dims)} (expected {need}); the file is corrupt")
+        dims, _ = check_tensor_size(path, where, t.dims, np.dtype(dtype).itemsize, file_size,
+                                    raw_bytes=len(t.raw_data))
         return np.frombuffer(t.raw_data, dtype=dtype).reshape(dims).copy()
     for field in ("float_data", "int64_data", "int32_data", "double_data"):
         vals = getattr(t, field)
         if len(vals):
-            if len(vals) != count:
-                raise ModelFormatError(path, f"tensor {t.name!r}: {len(vals)} values for shape "
-                                       f"{list(dims)}")
-            return np.asarray(vals, dtype=dtype).reshape(dims)
-    raise ModelFormatError(path, f"tensor {t.name!r} has no data")
+            dims, _ = check_tensor_size(path, where, t.dims, 1, file_size, values=len(vals))
+            try:
+                return np.asarray(vals, dtype=dtype).reshape(dims)
+            except (OverflowError, ValueError) as e:
+                raise ModelFormatError(path, f"{field} values do not fit {np.dtype(dtype).name}: "
+                                       f"{e}; the weights are corrupt", element=where) from None
+    raise ModelFormatError(path, "has no data", element=where)
 
 
 def mind_ir_pb2():
@@ -78,16 +79,20 @@ def mind_ir_pb2():
     return module
 
 
-def _attr_value(a, path):
+def _attr_value(a, path, where="attribute"):
     """A MindIR AttributeProto as a python value (tuples for TUPLE/LIST, numpy for tensors)."""
     pb = mind_ir_pb2()
-    kind = pb.AttributeProto.AttributeType.Name(a.type)
+    try:
+        kind = pb.AttributeProto.AttributeType.Name(a.type)
+    except ValueError:
+        raise ModelFormatError(path, f"unknown attribute type code {a.type}; the file is corrupt",
+                               element=where) from None
     if kind in ("UMONAD", "IOMONAD"):
         return MONAD
     if kind == "NONE":
         return None
     if kind in ("TUPLE", "LIST"):
-        return tuple(_attr_value(v, path) for v in a.values)
+        return tuple(_attr_value(v, path, where) for v in a.values)
     if kind in ("TENSOR", "TENSORS"):
         return _tensor_to_numpy(a.tensors[0], path) if len(a.tensors) else None
     if kind == "BOOL":
@@ -100,7 +105,11 @@ def _attr_value(a, path):
         return float(a.doubles[0] if len(a.doubles) else a.d)
     if kind == "STRING":
         s = a.strings[0] if len(a.strings) else a.s
-        return s.decode("utf-8", "replace") if isinstance(s, bytes) else s
+        try:
+            return s.decode("utf-8") if isinstance(s, bytes) else s
+        except UnicodeDecodeError:
+            raise ModelFormatError(path, "string value is not valid UTF-8; the file is corrupt",
+                                   element=where) from None
     return ("<unsupported attribute type>", kind)
 
 
@@ -134,51 +143,103 @@ def parse_model_proto(path):
     try:
         model.ParseFromString(data)
     except Exception as e:  # protobuf DecodeError and friends
-        raise ModelFormatError(path, f"not a valid MINDIR protobuf (corrupt or truncated): {e}") from None
+        raise ModelFormatError(path, f"not a valid MINDIR protobuf (corrupt or truncated): "
+                               f"{type(e).__name__}: {e}") from None
+    check_utf8(model, path)
     if not model.HasField("graph") or not len(model.graph.node) or not len(model.graph.output):
         raise ModelFormatError(path, "not a MINDIR model (no graph, nodes or outputs); the file is "
                                "corrupt, truncated or of another format")
     return model
 
 
+# MINDIR op -> the fewest inputs its handler reads (monad inputs may follow).
+MIN_INPUTS = {"Conv2D": 2, "BatchNorm": 5, "BiasAdd": 2, "MatMul": 2, "TupleGetItem": 2,
+              "MakeTuple": 0, "UpdateState": 0}
+for _op in ("Add", "Sub", "Mul", "Muls", "RealDiv", "Div"):
+    MIN_INPUTS[_op] = 2
+
+
+def _input_shape(path, inp):
+    where = f"graph input {inp.name!r}"
+    t = inp.tensor[0]
+    if t.data_type != 1:
+        raise ConversionError(f"has data type code {t.data_type}; only float32 inputs are "
+                              "supported", path=path, element=where)
+    dims = tuple(int(d) for d in t.dims)
+    if any(d < -1 for d in dims):
+        raise ModelFormatError(path, f"has invalid dims {list(dims)}", element=where)
+    return dims                                       # -1: dynamic, --input-shape must say
+
+
 def load(path):
     model = parse_model_proto(path)
+    file_size = os.path.getsize(path)
     ctx = FrontendContext(path, "mindir")
     g = model.graph
     if len(model.functions):
-        raise ConversionError(f"{path}: MINDIR with sub-graphs (control flow) is not supported")
+        raise ConversionError("MINDIR with sub-graphs (control flow) is not supported", path=path)
     prims = {p.name: p for p in model.primitives}
 
     for p in g.parameter:
-        ctx.graph.consts[p.name] = _tensor_to_numpy(p, path)
+        if p.name in ctx.graph.consts:
+            raise ModelFormatError(path, "is defined twice", element=f"parameter {p.name!r}")
+        ctx.graph.consts[p.name] = _tensor_to_numpy(p, path, file_size)
     for inp in g.input:
         if not len(inp.tensor):
-            raise ModelFormatError(path, f"graph input {inp.name!r} has no tensor description")
+            raise ModelFormatError(path, "has no tensor description", element=f"graph input {inp.name!r}")
+        if inp.name in ctx.graph.inputs or inp.name in ctx.graph.consts:
+            raise ModelFormatError(path, "is defined twice", element=f"graph input {inp.name!r}")
         ctx.graph.inputs.append(inp.name)
-        ctx.graph.shapes[inp.name] = tuple(int(d) for d in inp.tensor[0].dims)
+        ctx.graph.shapes[inp.name] = _input_shape(path, inp)
 
     parsed, named_ops = [], []
+    defined = set(ctx.graph.consts) | set(ctx.graph.inputs)
     for proto in g.node:
+        where = f"node {proto.name!r}"
+        for v in proto.input:
+            if v not in defined:
+                raise ModelFormatError(path, f"reads {v!r}, which no earlier node, input or "
+                                       "parameter produces (a cycle or an unsorted graph)",
+                                       element=where)
+        outs = list(proto.output) or [proto.name]
+        for v in outs:
+            if not v or v in defined:
+                raise ModelFormatError(path, f"output {v!r} is empty or already produced elsewhere",
+                                       element=where)
+            defined.add(v)
         if proto.op_type == "Constant":
             if not len(proto.attribute):
-                raise ModelFormatError(path, f"constant {proto.name!r} has no value")
-            val = _attr_value(proto.attribute[0], path)
+                raise ModelFormatError(path, "constant has no value", element=where)
+            val = _attr_value(proto.attribute[0], path, where)
             if isinstance(val, np.ndarray):
-                ctx.graph.consts[proto.output[0] if proto.output else proto.name] = val
+                ctx.graph.consts[outs[0]] = val
             else:
-                ctx.scalars[proto.output[0] if proto.output else proto.name] = val
+                ctx.scalars[outs[0]] = val
             continue
         ref = proto.op_type[5:] if proto.op_type.startswith("REF::") else proto.op_type
         prim = prims.get(ref)
         if prim is None:
-            raise ModelFormatError(path, f"node {proto.name!r} refers to unknown primitive {ref!r}")
-        attrs = {a.name: _attr_value(a, path) for a in prim.attribute}
+            raise ModelFormatError(path, f"refers to unknown primitive {ref!r}", element=where)
+        attrs = {a.name: _attr_value(a, path, f"{where} attribute {a.name!r}") for a in prim.attribute}
         parsed.append(_MindirNode(proto, prim.op_type, attrs))
         named_ops.append((proto.name, prim.op_type))
-    MINDIR_OPS.check_all_supported(named_ops)
+    for o in g.output:
+        if o.name not in defined:
+            raise ModelFormatError(path, "is not produced by any node, input or parameter",
+                                   element=f"graph output {o.name!r}")
+    missing = [(name, op) for name, op in named_ops if op not in MINDIR_OPS.handlers]
+    if missing:
+        raise UnsupportedOpsError(missing, what="convert (MINDIR front end)", path=path)
 
     for node in parsed:
-        MINDIR_OPS[node.op](ctx, node)
+        where = f"node {node.name!r} ({node.op})"
+        if len(node.inputs) < MIN_INPUTS.get(node.op, 1):
+            raise ConversionError(f"takes at least {MIN_INPUTS.get(node.op, 1)} input(s), got "
+                                  f"{len(node.inputs)}", path=path, element=where)
+        try:
+            MINDIR_OPS[node.op](ctx, node)
+        except ConversionError as e:
+            raise e.locate(path=path, element=where)
 
     outs = []
     for o in g.output:
@@ -233,7 +294,10 @@ def _make_tuple(ctx, node):
 @MINDIR_OPS.register("TupleGetItem")
 def _tuple_get_item(ctx, node):
     items = ctx.tuple_of(node.inputs[0])
-    ctx.alias(node.outputs[0], items[int(ctx.scalar(node.inputs[1], "tuple index"))])
+    index = as_int(ctx.scalar(node.inputs[1], "tuple index"), "tuple index")
+    if not 0 <= index < len(items):
+        raise ConversionError(f"tuple index {index} is out of range for {len(items)} items")
+    ctx.alias(node.outputs[0], items[index])
 
 
 @MINDIR_OPS.register("Dropout")
@@ -245,36 +309,64 @@ def _dropout(ctx, node):
 
 # ---- compute ops --------------------------------------------------------------------------------
 
-def _hw(v):
-    v = tuple(int(x) for x in (v if isinstance(v, (tuple, list)) else (v, v)))
+def _hw(v, what):
+    """(h, w) of a MindSpore window attribute: k, (kh, kw) or (1, 1, kh, kw) as NCHW ops store it."""
+    v = as_ints(v, what)
+    if len(v) not in (1, 2, 4) or len(v) == 4 and v[:2] != (1, 1):
+        raise ConversionError(f"{what} {list(v)} is not k, (kh, kw) or (1, 1, kh, kw)")
     return v[-2:] if len(v) >= 2 else (v[0], v[0])
 
 
+_PAD_MODES = {0: "pad", 1: "same", 2: "valid", "PAD": "pad", "SAME": "same", "VALID": "valid"}
+
+
+def _pad_mode(v):
+    if isinstance(v, str):
+        return _PAD_MODES.get(v.upper())
+    return _PAD_MODES.get(v) if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _flag(node, ctx, index, attr, default=False):
+    return bool(as_int(node.arg(ctx, index, attr, default), attr))
+
+
 def _check_nchw(node, fmt):
-    if fmt not in (None, "NCHW", 0):
-        raise ConversionError(f"{node.name}: {node.op} with data format {fmt!r} is not supported "
-                              "(only NCHW)")
+    if not isinstance(fmt, (str, int, type(None))) or fmt not in (None, "NCHW", 0):
+        raise ConversionError(f"{node.op} with data format {fmt!r} is not supported (only NCHW)")
+
+
+def _group(a):
+    group = as_int(a.get("group", a.get("groups", 1)), "group")
+    if "groups" in a and as_int(a["groups"], "groups") != group:
+        raise ConversionError(f"attributes group {group} and groups {a['groups']} disagree")
+    return group
 
 
 @MINDIR_OPS.register("Conv2D")
 def _conv2d(ctx, node):
     a = node.attrs
     _check_nchw(node, a.get("format"))
-    pad_mode = str(a.get("pad_mode", "pad")).lower()
+    if "kernel_size" not in a:
+        raise ConversionError("attribute kernel_size is missing")
+    mode = a.get("pad_mode", "pad")
+    pad_mode = _pad_mode(mode)
+    if pad_mode is None:
+        raise ConversionError(f"pad mode {mode!r} is not supported")
     ctx.emit(node.name, "Conv2D", node.inputs[:2], node.outputs[:1],
-             kernel=_hw(a["kernel_size"]), stride=_hw(a.get("stride", 1)),
-             dilation=_hw(a.get("dilation", 1)), pads=tuple(int(p) for p in a.get("pad_list", (0,) * 4)),
-             pad_mode=pad_mode, group=int(a.get("group", a.get("groups", 1))), activation=0)
+             kernel=_hw(a["kernel_size"], "kernel_size"), stride=_hw(a.get("stride", 1), "stride"),
+             dilation=_hw(a.get("dilation", 1), "dilation"),
+             pads=as_ints(a.get("pad_list", (0,) * 4), "pad_list"), pad_mode=pad_mode,
+             group=_group(a), activation=0)
 
 
 @MINDIR_OPS.register("BatchNorm")
 def _batchnorm(ctx, node):
-    if node.arg(ctx, 5, "is_training", False):
-        raise ConversionError(f"{node.name}: BatchNorm in training mode cannot be converted")
+    if _flag(node, ctx, 5, "is_training"):
+        raise ConversionError("BatchNorm in training mode cannot be converted")
     _check_nchw(node, node.arg(ctx, 8, "data_format", 0))
     out = node.outputs[0] + ":y"
     ctx.emit(node.name, "BatchNorm", node.inputs[:5], [out],
-             epsilon=float(node.arg(ctx, 6, "epsilon", 1e-5)))
+             epsilon=as_float(node.arg(ctx, 6, "epsilon", 1e-5), "epsilon"))
     ctx.tuples[node.outputs[0]] = (out, out, out, out, out)
 
 
@@ -303,21 +395,22 @@ def _bias_add(ctx, node):
 @MINDIR_OPS.register("MatMul")
 def _matmul(ctx, node):
     ctx.emit(node.name, "MatMul", node.inputs[:2], node.outputs[:1],
-             transpose_a=bool(node.arg(ctx, 2, "transpose_a", False)),
-             transpose_b=bool(node.arg(ctx, 3, "transpose_b", False)), activation=0)
+             transpose_a=_flag(node, ctx, 2, "transpose_a"),
+             transpose_b=_flag(node, ctx, 3, "transpose_b"), activation=0)
 
 
 @MINDIR_OPS.register("ReduceMean")
 def _reduce_mean(ctx, node):
-    axes = node.arg(ctx, 1, "axis", ())
-    axes = tuple(axes) if isinstance(axes, (tuple, list)) else (axes,)
-    ctx.emit(node.name, "ReduceMean", node.inputs[:1], node.outputs[:1], axes=tuple(int(x) for x in axes),
-             keep_dims=bool(node.arg(ctx, 2, "keep_dims", False)))
+    axes = as_ints(node.arg(ctx, 1, "axis", ()), "axis")
+    if not axes:
+        raise ConversionError("ReduceMean over all axes is not supported")
+    ctx.emit(node.name, "ReduceMean", node.inputs[:1], node.outputs[:1], axes=axes,
+             keep_dims=_flag(node, ctx, 2, "keep_dims"))
 
 
 @MINDIR_OPS.register("Reshape")
 def _reshape(ctx, node):
-    shape = np.asarray(node.arg(ctx, 1, "shape"), dtype=np.int64)
+    shape = np.asarray(as_ints(node.arg(ctx, 1, "shape"), "shape"), dtype=np.int64)
     name = ctx.graph.add_const(node.name + ":shape", shape)
     ctx.emit(node.name, "Reshape", [node.inputs[0], name], node.outputs[:1])
 
@@ -330,34 +423,31 @@ def _flatten(ctx, node):
 @MINDIR_OPS.register("Transpose")
 def _transpose(ctx, node):
     ctx.emit(node.name, "Transpose", node.inputs[:1], node.outputs[:1],
-             perm=tuple(int(p) for p in node.arg(ctx, 1, "perm")))
+             perm=as_ints(node.arg(ctx, 1, "perm"), "perm"))
 
 
 @MINDIR_OPS.register("Softmax")
 def _softmax(ctx, node):
-    axis = node.arg(ctx, 1, "axis", (-1,))
-    axis = axis if isinstance(axis, (tuple, list)) else (axis,)
+    axis = as_ints(node.arg(ctx, 1, "axis", (-1,)), "axis")
     if len(axis) != 1:
-        raise ConversionError(f"{node.name}: Softmax over several axes is not supported")
+        raise ConversionError("Softmax over several axes is not supported")
     ctx.emit(node.name, "Softmax", node.inputs[:1], node.outputs[:1], axis=int(axis[0]))
 
 
 @MINDIR_OPS.register("Concat")
 def _concat(ctx, node):
     items = ctx.tuple_of(node.inputs[0])
-    ctx.emit(node.name, "Concat", items, node.outputs[:1], axis=int(node.arg(ctx, 1, "axis", 0)))
-
-
-_PAD_MODES = {0: "pad", 1: "same", 2: "valid", "PAD": "pad", "SAME": "same", "VALID": "valid"}
+    ctx.emit(node.name, "Concat", items, node.outputs[:1],
+             axis=as_int(node.arg(ctx, 1, "axis", 0), "axis"))
 
 
 def _pool(ctx, node, op):
-    kernel = _hw(node.arg(ctx, 1, "kernel_size"))
-    stride = _hw(node.arg(ctx, 2, "strides", 1))
+    kernel = _hw(node.arg(ctx, 1, "kernel_size"), "kernel_size")
+    stride = _hw(node.arg(ctx, 2, "strides", 1), "strides")
     mode = node.arg(ctx, 3, "pad_mode", "VALID")
-    mode = _PAD_MODES.get(mode.upper() if isinstance(mode, str) else mode)
+    mode = _pad_mode(mode)
     if mode not in ("same", "valid"):
-        raise ConversionError(f"{node.name}: {node.op} pad mode {mode!r} is not supported")
+        raise ConversionError(f"{node.op} pad mode {mode!r} is not supported")
     _check_nchw(node, node.arg(ctx, 4, "format", "NCHW"))
     ctx.emit(node.name, op, node.inputs[:1], node.outputs[:1], kernel=kernel, stride=stride,
              pads=(0, 0, 0, 0), pad_mode=mode, ceil_mode=False, count_include_pad=False)

@@ -13,8 +13,14 @@ Why this order:
 6. fuse_activation before to_nhwc: fusion is layout-independent and leaves fewer nodes to rewrite.
 7. to_nhwc last (it re-annotates shapes): it inserts Transposes only where an op cannot run in NHWC,
    and no earlier pattern has to know about them.
-Every pass raises ConversionError instead of leaving a graph it could not handle.
+Every pass raises ConversionError instead of leaving a graph it could not handle; `run_pipeline`
+stops at the first failing pass, names it in the error, and turns any other exception escaping a
+pass (a bug: IndexError, KeyError, MemoryError ...) into a ConversionError saying so, never a
+library traceback.
 """
+from runtime.errors import ToolkitError
+
+from ..errors import ConversionError
 from .fold_batchnorm import fold_batchnorm
 from .fold_constants import fold_constants
 from .fuse_activation import fuse_activation
@@ -38,8 +44,20 @@ PASSES = dict(PIPELINE)
 def run_pipeline(graph, options=None, log=None):
     """Run every pass in order; `log(name, graph)` is called after each one."""
     for name, fn in PIPELINE:
-        fn(graph, options)
-        graph.prune()
+        try:
+            fn(graph, options)
+            graph.prune()
+        except ConversionError as e:
+            e.stage = e.stage or f"pass {name}"
+            raise
+        except ToolkitError:
+            raise
+        except MemoryError:
+            raise ConversionError(f"pass {name} ran out of memory; the model's tensors are too large "
+                                  "to convert here", stage=f"pass {name}") from None
+        except Exception as e:  # a bug in the pass: say so, with the pass and the original error
+            raise ConversionError(f"pass {name} failed unexpectedly (a converter bug, please "
+                                  f"report it): {type(e).__name__}: {e}", stage=f"pass {name}") from e
         if log:
             log(name, graph)
     return graph

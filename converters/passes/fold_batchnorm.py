@@ -13,8 +13,13 @@ def _bn_params(graph, node):
     try:
         gamma, beta, mean, var = (graph.consts[v].astype(np.float64) for v in node.inputs[1:5])
     except KeyError:
-        raise ConversionError(f"{node.name}: BatchNorm parameters must be constants") from None
-    k = gamma / np.sqrt(var + node.attrs["epsilon"])
+        raise ConversionError("BatchNorm parameters must be constants",
+                              element=f"node {node.name!r} (BatchNorm)") from None
+    denom = var + node.attrs["epsilon"]
+    if not np.all(denom > 0):                  # also catches NaN
+        raise ConversionError("BatchNorm variance + epsilon must be positive (the statistics are "
+                              "corrupt)", element=f"node {node.name!r} (BatchNorm)")
+    k = gamma / np.sqrt(denom)
     return k, beta - mean * k
 
 
@@ -25,11 +30,12 @@ def fold_batchnorm(graph, options=None):
         conv = producers.get(bn.inputs[0])
         if (conv is not None and conv.op == "Conv2D" and len(users.get(conv.outputs[0], [])) == 1
                 and conv.outputs[0] not in graph.outputs and graph.is_const(conv.inputs[1])
-                and conv.attrs.get("activation", 0) == 0):
+                and conv.attrs.get("activation", 0) == 0
+                and (len(conv.inputs) < 3 or graph.is_const(conv.inputs[2]))):
             w = graph.consts[conv.inputs[1]].astype(np.float64)
             if w.shape[0] != k.size:
-                raise ConversionError(f"{bn.name}: {k.size} BatchNorm channels after a conv with "
-                                      f"{w.shape[0]} outputs")
+                raise ConversionError(f"{k.size} BatchNorm channels after a conv with "
+                                      f"{w.shape[0]} outputs", element=f"node {bn.name!r} (BatchNorm)")
             b = graph.consts[conv.inputs[2]].astype(np.float64) if len(conv.inputs) > 2 else 0.0
             w_name = graph.add_const(conv.inputs[1] + ":bnfold", (w * k.reshape(-1, 1, 1, 1)).astype(np.float32))
             b_name = graph.add_const(conv.name + ":bias", (b * k + shift).astype(np.float32))

@@ -6,6 +6,7 @@ merged becomes an Add of a broadcastable constant.
 """
 import numpy as np
 
+from ..errors import ConversionError
 from ..ir import make_node
 
 
@@ -34,7 +35,8 @@ def merge_bias(graph, options=None):
     for node in [n for n in graph.nodes if n.op in ("BiasAdd", "Add")]:
         src = producers.get(node.inputs[0])
         ok = (src is not None and src.op in ("Conv2D", "MatMul") and len(users.get(src.outputs[0], [])) == 1
-              and src.outputs[0] not in graph.outputs and src.attrs.get("activation", 0) == 0)
+              and src.outputs[0] not in graph.outputs and src.attrs.get("activation", 0) == 0
+              and (len(src.inputs) < 3 or graph.is_const(src.inputs[2])))
         bias = _channel_bias(graph, node, src) if ok else None
         if bias is not None:
             old = graph.consts[src.inputs[2]].reshape(-1) if len(src.inputs) > 2 else 0.0
@@ -44,9 +46,13 @@ def merge_bias(graph, options=None):
             graph.nodes.remove(node)
             producers[node.outputs[0]] = merged
         elif node.op == "BiasAdd":
+            if not graph.is_const(node.inputs[1]):
+                raise ConversionError("BiasAdd of a computed (non-constant) bias is not supported",
+                                      element=f"node {node.name!r} (BiasAdd)")
             rank = len(graph.shapes[node.inputs[0]])
             shape = [1] * rank
             shape[node.attrs["axis"] % rank] = -1
-            c = graph.add_const(node.name + ":bias", graph.consts[node.inputs[1]].reshape(shape[1:]))
+            keep = shape if node.attrs["axis"] % rank == 0 else shape[1:]
+            c = graph.add_const(node.name + ":bias", graph.consts[node.inputs[1]].reshape(keep))
             graph.nodes[graph.nodes.index(node)] = make_node(node.name, "Add", [node.inputs[0], c],
                                                              node.outputs, activation=0)
