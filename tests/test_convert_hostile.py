@@ -394,13 +394,13 @@ def test_unexpected_errors_in_other_steps_are_wrapped_too(tmp_path, monkeypatch,
 
 def test_an_invalid_model_handed_to_the_writer_names_source_and_output_not_a_placeholder(tmp_path, monkeypatch):
     import runtime.msformat.writer as writer
-    monkeypatch.setattr(writer, "validate", lambda model: "tensor 3 has no dims")
+    monkeypatch.setattr(writer, "validate", lambda model: ("tensor 3", "has no dims"))
     src = _write(tmp_path, "mlp", mlp())
     out = tmp_path / "m_lite.ms"
     with pytest.raises(ConversionError) as e:
         convert(src, out)
     assert str(src) in str(e.value) and str(out) in str(e.value)
-    assert "<model to write>" not in str(e.value) and "tensor 3 has no dims" in str(e.value)
+    assert "<model to write>" not in str(e.value) and "tensor 3" in str(e.value) and "has no dims" in str(e.value)
 
 
 def test_cli_prints_one_error_line_and_no_traceback(tmp_path):
