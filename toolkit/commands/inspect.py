@@ -50,7 +50,7 @@ def inspect(model, as_json):
     info = summarize(ms_model, model, os.path.getsize(model))
     support = None
     if is_importable("onnx"):
-        from runtime.msformat.to_onnx import unsupported_nodes
+        from runtime.engines.ms_onnx import unsupported_nodes
         support = unsupported_nodes(ms_model)
         info["ms_engine_unsupported"] = [{"node": n, "op": op} for n, op in support]
     if as_json:
