@@ -20,6 +20,7 @@ from .ort_session import create_session
 
 _CACHE = OrderedDict()          # (realpath, size, mtime_ns) -> (onnx bytes, in names, out names)
 _CACHE_ENTRIES = 4
+_ORT_LOAD_PREFIX = "onnxruntime cannot load the model: "     # create_session's wording
 
 
 def first_line(text):
@@ -67,8 +68,12 @@ class MsEngine(Engine):
             self.session, self.device = create_session(onnx_bytes, device, threads, self.path,
                                                        self.name)
         except ModelFormatError as e:   # the translated graph is what onnxruntime refused
-            raise ModelFormatError(self.path, "onnxruntime cannot build a session for the translated "
-                                              f"graph: {first_line(e.problem)}") from None
+            detail = first_line(e.problem).removeprefix(_ORT_LOAD_PREFIX)
+            raise ModelFormatError(self.path, "onnxruntime cannot build a session for the "
+                                              f"translated graph: {detail}") from None
+        import onnxruntime as ort
+        self._run_options = ort.RunOptions()
+        self._run_options.log_severity_level = 4   # a failed run raises; no C++ log on stderr too
         self._inputs = [_spec(model, i, n) for i, n in zip(model.inputs, ins)]
         self._outputs = [_spec(model, i, n) for i, n in zip(model.outputs, outs)]
 
@@ -81,7 +86,7 @@ class MsEngine(Engine):
         feed = self._normalize_feed(feed)
         names = [o.name for o in self._outputs]
         try:
-            results = self.session.run(names, feed)
+            results = self.session.run(names, feed, self._run_options)
         except Exception as e:  # onnxruntime's own error types; say which model failed
             raise ToolkitError(f"{self.path}: running the translated graph failed: "
                                f"{first_line(e)}") from None

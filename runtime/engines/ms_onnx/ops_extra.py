@@ -213,9 +213,12 @@ def _resize_hw(ctx, node):
 
 def _requested_hw(ctx, node):
     a = node.attrs
-    if a.get("new_height", 0) > 0 and a.get("new_width", 0) > 0:
-        return [checks.as_int(ctx, a["new_height"], "new_height"),
-                checks.as_int(ctx, a["new_width"], "new_width")]
+    h = checks.as_int(ctx, a.get("new_height", 0), "new_height")
+    w = checks.as_int(ctx, a.get("new_width", 0), "new_width")
+    if h < 0 or w < 0:
+        raise ctx.malformed(f"new_height {h} / new_width {w} is negative")
+    if h > 0 and w > 0:
+        return [h, w]
     out = ctx.dims(node.outputs[0])
     if len(out) == 4 and all(d > 0 for d in out):
         return list(out[1:3]) if a.get("format", 1) != 0 else list(out[2:4])
