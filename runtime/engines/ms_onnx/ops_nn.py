@@ -158,12 +158,17 @@ def _spatial(ctx, attrs, key, default=(1, 1)):
     return checks.window(ctx, values, key)
 
 
-def _check_window(ctx, in_hw, pads, kernel, dilation):
-    """The (dilated) window must fit in the padded input, where its size is known."""
+def _check_window(ctx, in_hw, pads, kernel, dilation, fit=True):
+    """The padded input stays within MAX_ELEMENTS and (fit) the dilated window fits in it, where
+    the input size is known. Pools rounding up (ceil) may legally overhang, so they pass fit=False."""
     padded = _padded_hw(in_hw, pads)
     if padded is None:
         return
-    for size, k, d, axis in zip(padded, kernel, dilation, "hw"):
+    dims = ctx.input_dims(0)
+    if dims is not None and len(dims) == 4:
+        channels = math.prod(dims[1:]) // (in_hw[0] * in_hw[1])     # whichever layout
+        checks.elements(ctx, [dims[0], *padded, channels], "padded input")
+    for size, k, d, axis in zip(padded, kernel, dilation, "hw") if fit else ():
         extent = (k - 1) * d + 1
         if extent > size:
             raise ctx.malformed(f"window of extent {extent} (kernel {k}, dilation {d}) is larger "
@@ -262,7 +267,7 @@ def _pool(onnx_op, global_op):
             in_hw = _in_hw(ctx, layout)
             pads = _conv_pads(ctx, {"pad_mode": a.get("pad_mode", 0), "pad_list": a.get("pad")},
                               in_hw, k, s, (1, 1))
-            _check_window(ctx, in_hw, pads, k, (1, 1))
+            _check_window(ctx, in_hw, pads, k, (1, 1), fit=a.get("round_mode", 0) != 1)
             extra = {"count_include_pad": 0} if onnx_op == "AveragePool" else {}
             y = ctx.add(onnx_op, [x], kernel_shape=k, strides=s,
                         ceil_mode=int(a.get("round_mode", 0) == 1), **pads, **extra)
