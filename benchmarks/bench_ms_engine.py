@@ -44,7 +44,7 @@ def load_ms_cold(path, threads):
     """(engine, seconds, phases) with the per-process translation cache emptied first."""
     from runtime.engines import ms_engine
     from runtime.msformat.reader import read_ms
-    from runtime.msformat.to_onnx import translate
+    from runtime.engines.ms_onnx import translate
     ms_engine._CACHE.clear()
     t0 = time.perf_counter()
     engine = ms_engine.MsEngine(path, threads=threads)

@@ -11,11 +11,9 @@ import pytest
 from runtime.engines.ms_engine import MsEngine
 from runtime.msformat.builder import single_node_model
 from runtime.msformat.reader import read_ms_bytes
-from runtime.msformat.to_onnx import HANDLERS, register_handlers
+from runtime.engines.ms_onnx import HANDLERS
 from runtime.msformat.writer import model_to_bytes
 from runtime.msformat.schema import ACT
-
-register_handlers()
 
 ATOL = RTOL = 1e-4
 rng = np.random.default_rng(0)

@@ -16,6 +16,7 @@ import numpy as np
 
 from runtime.atomic import atomic_path, atomic_write_text
 from runtime.errors import EngineUnavailableError, ToolkitError
+from runtime.registry import registrar
 
 from .data.errors import DatasetError
 from .data.folder import scan_dataset
@@ -27,11 +28,7 @@ PARITY_TOL = 1e-4                  # max |ort - mindspore| / max |mindspore| on 
 ENGINES = {}
 
 
-def engine(name):
-    def register(fn):
-        ENGINES[name] = fn
-        return fn
-    return register
+engine = registrar(ENGINES, "evaluation engine")
 
 
 @engine("mindspore")

@@ -3,13 +3,16 @@
 It is the fallback when `mindspore_lite` is absent, and the checker behind `toolkit convert
 --verify`. The translated ONNX bytes are cached per file (path, size, mtime) within the process,
 so re-opening a model skips the translation.
+
+The translator is the package `runtime.engines.ms_onnx` (it imports onnx); it is imported when an
+engine is built, not when this module is, so listing engines stays free of onnx.
 """
 import os
 from collections import OrderedDict
 
 import numpy as np
 
-from ..errors import ToolkitError
+from ..errors import ModelFormatError, ToolkitError
 from ..msformat.model import FORMAT_NAMES, TYPEID_TO_NUMPY, MsModel
 from ..msformat.reader import read_ms
 from .base import Engine, TensorSpec
@@ -17,10 +20,17 @@ from .ort_session import create_session
 
 _CACHE = OrderedDict()          # (realpath, size, mtime_ns) -> (onnx bytes, in names, out names)
 _CACHE_ENTRIES = 4
+_ORT_LOAD_PREFIX = "onnxruntime cannot load the model: "     # create_session's wording
+
+
+def first_line(text):
+    """onnxruntime's messages carry C++ context (stack lines, file:line) after the first line."""
+    text = str(text).strip()
+    return text.splitlines()[0] if text else text
 
 
 def _translated(model, source, key=None):
-    from ..msformat.to_onnx import translate
+    from .ms_onnx import translate
     if key is not None and key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
@@ -54,7 +64,16 @@ class MsEngine(Engine):
         self.model = model
         onnx_bytes, ins, outs = _translated(model, self.path, key)
         self.onnx_bytes = onnx_bytes
-        self.session, self.device = create_session(onnx_bytes, device, threads, self.path, self.name)
+        try:
+            self.session, self.device = create_session(onnx_bytes, device, threads, self.path,
+                                                       self.name)
+        except ModelFormatError as e:   # the translated graph is what onnxruntime refused
+            detail = first_line(e.problem).removeprefix(_ORT_LOAD_PREFIX)
+            raise ModelFormatError(self.path, "onnxruntime cannot build a session for the "
+                                              f"translated graph: {detail}") from None
+        import onnxruntime as ort
+        self._run_options = ort.RunOptions()
+        self._run_options.log_severity_level = 4   # a failed run raises; no C++ log on stderr too
         self._inputs = [_spec(model, i, n) for i, n in zip(model.inputs, ins)]
         self._outputs = [_spec(model, i, n) for i, n in zip(model.outputs, outs)]
 
@@ -67,7 +86,8 @@ class MsEngine(Engine):
         feed = self._normalize_feed(feed)
         names = [o.name for o in self._outputs]
         try:
-            results = self.session.run(names, feed)
+            results = self.session.run(names, feed, self._run_options)
         except Exception as e:  # onnxruntime's own error types; say which model failed
-            raise ToolkitError(f"{self.path}: running the translated graph failed: {e}") from None
+            raise ToolkitError(f"{self.path}: running the translated graph failed: "
+                               f"{first_line(e)}") from None
         return dict(zip(names, results))

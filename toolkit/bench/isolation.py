@@ -13,16 +13,14 @@ import sys
 import tempfile
 import time
 
+from runtime.registry import registrar
+
 from .measure import empty_result, run_row
 
 RUNNERS = {}
 
 
-def runner(name):
-    def register(fn):
-        RUNNERS[name] = fn
-        return fn
-    return register
+runner = registrar(RUNNERS, "bench runner")
 
 
 @runner("inprocess")

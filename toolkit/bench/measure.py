@@ -16,6 +16,7 @@ import numpy as np
 
 from runtime.errors import ToolkitError
 from runtime.formats import ENGINES_BY_NAME, format_of_path
+from runtime.registry import registrar
 
 from .stats import LatencyStats, time_calls
 
@@ -157,7 +158,7 @@ APIS = {}
 
 def api(name):
     def register(cls):
-        APIS[name] = cls()
+        registrar(APIS, "bench API")(name)(cls())     # the table holds one adapter instance
         return cls
     return register
 

@@ -9,17 +9,14 @@ import json
 import os
 
 from runtime.atomic import atomic_write_text
+from runtime.registry import registrar
 
 from .measure import RESULT_FIELDS
 
 WRITERS = {}
 
 
-def writer(name):
-    def register(fn):
-        WRITERS[name] = fn
-        return fn
-    return register
+writer = registrar(WRITERS, "report writer")
 
 
 def _num(v, digits=2):

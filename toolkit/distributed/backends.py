@@ -9,6 +9,8 @@ or tuning knobs. `launch_environment` builds the variables the launcher adds, an
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
+from runtime.registry import registrar
+
 from .errors import DistributedError
 
 # Exported by msrun to the scheduler and every worker; MindSpore's dynamic networking reads them.
@@ -34,8 +36,7 @@ BACKENDS: Dict[str, BackendSpec] = {}
 
 
 def register(spec):
-    BACKENDS[spec.device] = spec
-    return spec
+    return registrar(BACKENDS, "collective backend")(spec.device)(spec)
 
 
 register(BackendSpec(

@@ -4,6 +4,8 @@ Adding a mode is one `register` call; the loop reads only these fields.
 """
 from dataclasses import dataclass
 
+from runtime.registry import registrar
+
 
 @dataclass(frozen=True)
 class ModeSpec:
@@ -19,8 +21,7 @@ MODES = {}
 
 
 def register(spec):
-    MODES[spec.name] = spec
-    return spec
+    return registrar(MODES, "training mode")(spec.name)(spec)
 
 
 register(ModeSpec("head", "optional", "backbone", True, True,

@@ -8,6 +8,7 @@ import logging
 import numpy as np
 
 from runtime.errors import ToolkitError
+from runtime.registry import registrar
 
 from . import amp
 from .outputs import model_meta
@@ -20,11 +21,7 @@ VAL_CACHE_BYTES = 512 * 1024 * 1024      # keep preprocessed val images in memor
 TASKS = {}
 
 
-def task(name):
-    def deco(cls):
-        TASKS[name] = cls
-        return cls
-    return deco
+task = registrar(TASKS, "training task")
 
 
 def classifier_of(net):

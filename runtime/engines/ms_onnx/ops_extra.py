@@ -3,8 +3,22 @@ arg-max, tile/broadcast and depth/space rearrangements. Semantics follow the Lit
 (NHWC, TensorFlow conventions)."""
 import numpy as np
 
-from .onnx_ops_nn import fused
-from .to_onnx import TO_NCHW, NotTranslatable, handler
+from . import checks
+from .base import TO_NCHW, NotTranslatable, handler
+from .ops_nn import fused
+
+
+def _channel_vectors(ctx, **named):
+    """Per-channel constants: one value per channel each (or a single value), equal lengths,
+    matching the input's channel count (last logical axis) where that is known."""
+    sizes = {name: int(np.size(v)) for name, v in named.items()}
+    dims = ctx.input_dims(0)
+    channels = dims[-1] if dims else None
+    lengths = {n for n in sizes.values() if n != 1}
+    if 0 in sizes.values() or len(lengths) > 1 or (channels is not None and lengths - {channels}):
+        raise ctx.malformed(f"per-channel operands of sizes {sizes} do not fit "
+                            f"{'an input of ' + str(channels) + ' channels' if channels else 'each other'}")
+    return [np.asarray(v, np.float32).reshape(-1) for v in named.values()]
 
 
 def _channel_affine(ctx, node, mul, add):
@@ -24,6 +38,7 @@ def _channel_affine(ctx, node, mul, add):
 def fused_batch_norm(ctx, node):
     scale, bias = ctx.need_const(1, "scale"), ctx.need_const(2, "bias")
     mean, var = ctx.need_const(3, "mean"), ctx.need_const(4, "variance")
+    scale, bias, mean, var = _channel_vectors(ctx, scale=scale, bias=bias, mean=mean, variance=var)
     a = scale / np.sqrt(var + node.attrs.get("epsilon", 1e-4))
     _channel_affine(ctx, node, a, bias - mean * a)
 
@@ -31,6 +46,7 @@ def fused_batch_norm(ctx, node):
 @handler("BatchNorm")
 def batch_norm(ctx, node):
     mean, var = ctx.need_const(1, "mean"), ctx.need_const(2, "variance")
+    mean, var = _channel_vectors(ctx, mean=mean, variance=var)
     a = 1.0 / np.sqrt(var + node.attrs.get("epsilon", 0.0))
     _channel_affine(ctx, node, a, -mean * a)
 
@@ -40,6 +56,7 @@ def instance_norm(ctx, node):
     if ctx.rank(ctx.in_idx(0)) != 4:
         raise NotTranslatable("InstanceNorm on a tensor that is not 4-D")
     gamma, beta = ctx.need_const(1, "gamma"), ctx.need_const(2, "beta")
+    gamma, beta = _channel_vectors(ctx, gamma=gamma, beta=beta)
     y = ctx.add("InstanceNormalization", [ctx.input(0, "nchw"), ctx.init(gamma.astype(np.float32)),
                                           ctx.init(beta.astype(np.float32))],
                 epsilon=float(node.attrs.get("epsilon") or 1e-5))
@@ -50,8 +67,7 @@ def instance_norm(ctx, node):
 def layer_norm(ctx, node):
     a = node.attrs
     rank = ctx.rank(ctx.in_idx(0))
-    axis = int(a.get("begin_norm_axis", 0))
-    axis = axis + rank if axis < 0 else axis
+    axis = checks.axis(ctx, a.get("begin_norm_axis", 0), rank, "begin_norm_axis")
     dims = ctx.dims(ctx.in_idx(0))[axis:]
     if ctx.n_inputs() >= 3:
         gamma, beta = ctx.need_const(1, "gamma"), ctx.need_const(2, "beta")
@@ -59,9 +75,13 @@ def layer_norm(ctx, node):
         gamma, beta = np.ones(dims, np.float32), np.zeros(dims, np.float32)
     else:
         raise NotTranslatable("no gamma/beta and unknown normalized shape")
-    shape = tuple(dims) if dims else gamma.shape
-    gamma = np.broadcast_to(gamma.astype(np.float32), shape)
-    beta = np.broadcast_to(beta.astype(np.float32), shape)
+    shape = tuple(dims) if dims and all(d > 0 for d in dims) else gamma.shape
+    try:
+        gamma = np.broadcast_to(gamma.astype(np.float32), shape)
+        beta = np.broadcast_to(beta.astype(np.float32), shape)
+    except ValueError:
+        raise ctx.malformed(f"gamma {list(gamma.shape)} / beta {list(beta.shape)} do not fit the "
+                            f"normalized shape {list(shape)}") from None
     y = ctx.add("LayerNormalization", [ctx.input(0), ctx.init(gamma.copy()), ctx.init(beta.copy())],
                 axis=axis, epsilon=float(a.get("epsilon", 1e-5)))
     ctx.output(y)
@@ -71,7 +91,7 @@ def layer_norm(ctx, node):
 def l2_normalize(ctx, node):
     a = node.attrs
     rank = ctx.rank(ctx.in_idx(0))
-    axes = [int(v) + rank if int(v) < 0 else int(v) for v in (a.get("axis") or (rank - 1,))]
+    axes = checks.axes(ctx, a.get("axis") or (rank - 1,), rank)
     x = ctx.input(0)
     ss = ctx.add("ReduceSumSquare", [x], axes=axes, keepdims=1)
     norm = ctx.add("Sqrt", [ctx.add("Max", [ss, ctx.init(np.float32(a.get("epsilon") or 1e-12))])])
@@ -84,7 +104,8 @@ def lrn(ctx, node):
     a = node.attrs
     if a.get("norm_region") not in ("", "ACROSS_CHANNELS"):
         raise NotTranslatable(f"norm_region {a.get('norm_region')}")
-    size = 2 * int(a.get("depth_radius", 0)) + 1
+    radius = checks.in_range(ctx, a.get("depth_radius", 0), "depth_radius", 0, checks.MAX_WINDOW // 2)
+    size = 2 * radius + 1
     layout = "nchw" if ctx.rank(ctx.in_idx(0)) == 4 else None
     if layout is None:
         raise NotTranslatable("LRN on a tensor that is not 4-D")
@@ -96,9 +117,10 @@ def lrn(ctx, node):
 def _arg(onnx_op, reduce_op):
     def translate(ctx, node):
         a = node.attrs
-        if int(a.get("top_k", 1)) != 1:
+        if checks.as_int(ctx, a.get("top_k", 1), "top_k") != 1:
             raise NotTranslatable("top_k > 1")
-        axis, keep = int(a.get("axis", 0)), int(bool(a.get("keep_dims")))
+        axis = checks.axis(ctx, a.get("axis", 0), ctx.rank(ctx.in_idx(0)))
+        keep = int(bool(a.get("keep_dims")))
         x = ctx.input(0)
         if a.get("out_max_value"):
             y = ctx.add(reduce_op, [x], axes=[axis], keepdims=keep)
@@ -114,14 +136,25 @@ handler("ArgMinFusion")(_arg("ArgMin", "ReduceMin"))
 
 @handler("TileFusion")
 def tile(ctx, node):
-    multiples = [int(v) for v in ctx.need_const(1, "multiples").reshape(-1)]
+    multiples = checks.const_ints(ctx, 1, "multiples")
+    if any(m < 0 for m in multiples):
+        raise ctx.malformed(f"multiples {multiples} are negative")
     rank = ctx.rank(ctx.in_idx(0))
-    dims = [int(d) for d in (node.attrs.get("dims") or ())]
+    dims = checks.axes(ctx, node.attrs.get("dims") or (), rank, "dims")
     if dims:
+        if len(dims) != len(multiples):
+            raise ctx.malformed(f"dims {dims} and multiples {multiples} differ in length")
         full = [1] * rank
         for d, m in zip(dims, multiples):
             full[d] = m
         multiples = full
+    shape = ctx.input_dims(0)
+    if shape is not None:
+        if len(multiples) != len(shape):
+            raise ctx.malformed(f"multiples {multiples} do not match the input rank {len(shape)}")
+        checks.elements(ctx, [d * m for d, m in zip(shape, multiples)], "tiled output")
+    elif any(m > checks.MAX_ELEMENTS for m in multiples):
+        raise ctx.malformed(f"multiples {multiples} exceed {checks.MAX_ELEMENTS}")
     ctx.output(ctx.add("Tile", [ctx.input(0), ctx.ints(multiples)]))
 
 
@@ -130,7 +163,9 @@ def broadcast_to(ctx, node):
     shape = node.attrs.get("shape") or (ctx.need_const(1, "shape").reshape(-1) if ctx.n_inputs() > 1 else ())
     if len(shape) == 0:
         raise NotTranslatable("no target shape")
-    ctx.output(ctx.add("Expand", [ctx.input(0), ctx.ints([int(s) for s in shape])]))
+    # -1 keeps the input's dimension, which is what 1 means to ONNX Expand
+    shape = [1 if d == -1 else d for d in checks.shape(ctx, shape, "shape", allow_unknown=True)]
+    ctx.output(ctx.add("Expand", [ctx.input(0), ctx.ints(shape)]))
 
 
 def _space_depth(onnx_op):
@@ -140,8 +175,8 @@ def _space_depth(onnx_op):
         layout = "logical" if node.attrs.get("format", 0) == 0 and \
             ctx.tensor(ctx.in_idx(0)).format == 0 else "nchw"
         extra = {"mode": "DCR"} if onnx_op == "DepthToSpace" else {}
-        y = ctx.add(onnx_op, [ctx.input(0, layout)], blocksize=int(node.attrs.get("block_size", 1)),
-                    **extra)
+        block = checks.in_range(ctx, node.attrs.get("block_size", 1), "block_size", 1, checks.MAX_WINDOW)
+        y = ctx.add(onnx_op, [ctx.input(0, layout)], blocksize=block, **extra)
         ctx.output(y, layout)
     return translate
 
@@ -166,15 +201,30 @@ _NEAREST = {1: "round_prefer_floor", 2: "round_prefer_ceil", 3: "floor", 4: "cei
 
 
 def _resize_hw(ctx, node):
+    """Output [h, w], each positive; the resized tensor within MAX_ELEMENTS where dims are known."""
+    hw = _requested_hw(ctx, node)
+    if any(v <= 0 for v in hw):
+        raise ctx.malformed(f"output size {hw} is not positive")
+    dims = ctx.input_dims(0)
+    batch_channels = [dims[0], dims[3]] if dims and len(dims) == 4 else []
+    checks.elements(ctx, hw + batch_channels, "resized output")
+    return hw
+
+
+def _requested_hw(ctx, node):
     a = node.attrs
-    if a.get("new_height", 0) > 0 and a.get("new_width", 0) > 0:
-        return [int(a["new_height"]), int(a["new_width"])]
+    h = checks.as_int(ctx, a.get("new_height", 0), "new_height")
+    w = checks.as_int(ctx, a.get("new_width", 0), "new_width")
+    if h < 0 or w < 0:
+        raise ctx.malformed(f"new_height {h} / new_width {w} is negative")
+    if h > 0 and w > 0:
+        return [h, w]
     out = ctx.dims(node.outputs[0])
     if len(out) == 4 and all(d > 0 for d in out):
         return list(out[1:3]) if a.get("format", 1) != 0 else list(out[2:4])
     size = ctx.const(1) if ctx.n_inputs() > 1 else None
     if size is not None and size.size == 2 and np.issubdtype(size.dtype, np.integer):
-        return [int(v) for v in size.reshape(-1)]
+        return checks.int_list(ctx, size.reshape(-1), "size")
     raise NotTranslatable("cannot tell the output size (no new_height/new_width, shape or size)")
 
 

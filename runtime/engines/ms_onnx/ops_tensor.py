@@ -5,18 +5,18 @@ remapped) so that no transpose is needed between convolutions; shape ops work on
 """
 import numpy as np
 
-from .model import TYPEID_TO_NUMPY
-from .onnx_ops_nn import fused
-from .schema import REDUCE_MODES
-from .to_onnx import NP_TO_ONNX, TO_NCHW, TO_NHWC, NotTranslatable, handler
+from ...msformat.model import TYPEID_TO_NUMPY
+from ...msformat.schema import REDUCE_MODES
+from . import checks
+from .base import NP_TO_ONNX, TO_NCHW, TO_NHWC, NotTranslatable, handler
+from .ops_nn import fused
 
 _INT_MAX = np.iinfo(np.int64).max
 
 
-def _axis_in(layout, axis, rank):
-    axis = axis + rank if axis < 0 else axis
-    if not 0 <= axis < rank:
-        raise NotTranslatable(f"axis {axis} out of range for rank {rank}")
+def _axis_in(ctx, layout, axis, rank):
+    """A validated logical axis, as the axis of the ONNX tensor in `layout`."""
+    axis = checks.axis(ctx, axis, rank)
     return TO_NCHW.index(axis) if layout == "nchw" else axis
 
 
@@ -76,9 +76,10 @@ def bias_add(ctx, node):
 
 @handler("ScaleFusion")
 def scale(ctx, node):
+    if ctx.n_inputs() < 2:
+        raise ctx.malformed(f"has {ctx.n_inputs()} input(s), needs data and scale")
     rank = ctx.rank(ctx.in_idx(0))
-    axis = int(node.attrs.get("axis", -1))
-    axis = axis + rank if axis < 0 else axis
+    axis = checks.axis(ctx, node.attrs.get("axis", -1), max(rank, 1))
     layout = ctx.layout_for([0])
     x = ctx.input(0, layout)
     operands = []
@@ -87,6 +88,9 @@ def scale(ctx, node):
         if value is None:
             raise NotTranslatable("scale and offset must be constants")
         value = value.reshape(value.shape + (1,) * max(rank - axis - value.ndim, 0))
+        if value.ndim > max(rank, 1):
+            raise ctx.malformed(f"{'scale' if i == 1 else 'offset'} of shape {list(value.shape)} "
+                                f"does not fit an input of rank {rank} from axis {axis}")
         if layout == "nchw":
             value = value.reshape((1,) * (4 - value.ndim) + value.shape).transpose(TO_NCHW)
         operands.append(ctx.init(np.ascontiguousarray(value, dtype=np.float32), "s"))
@@ -141,7 +145,7 @@ def clip(ctx, node):
     hi = ctx.const(2) if ctx.n_inputs() > 2 else np.float32(node.attrs.get("max", 0.0))
     if lo is None or hi is None:
         raise NotTranslatable("min/max must be constants")
-    lo, hi = np.float32(np.asarray(lo).reshape(())), np.float32(np.asarray(hi).reshape(()))
+    lo, hi = np.float32(checks.scalar(ctx, lo, "min")), np.float32(checks.scalar(ctx, hi, "max"))
     ctx.output(ctx.add("Clip", [ctx.input(0, layout), ctx.init(lo), ctx.init(hi)]), layout)
 
 
@@ -173,15 +177,14 @@ def concat(ctx, node):
     inputs = list(range(ctx.n_inputs()))
     layout = ctx.layout_for(inputs)
     rank = max(ctx.rank(ctx.in_idx(i)) for i in inputs)
-    axis = _axis_in(layout, int(node.attrs.get("axis", 0)), rank)
+    axis = _axis_in(ctx, layout, node.attrs.get("axis", 0), rank)
     ctx.output(ctx.add("Concat", [ctx.operand(i, layout) for i in inputs], axis=axis), layout)
 
 
 @handler("Stack")
 def stack(ctx, node):
     rank = ctx.rank(ctx.in_idx(0)) + 1
-    axis = int(node.attrs.get("axis", 0))
-    axis = axis + rank if axis < 0 else axis
+    axis = checks.axis(ctx, node.attrs.get("axis", 0), rank)
     parts = [ctx.add("Unsqueeze", [ctx.input(i), ctx.ints([axis])]) for i in range(ctx.n_inputs())]
     ctx.output(parts[0] if len(parts) == 1 else ctx.add("Concat", parts, axis=axis))
 
@@ -191,12 +194,15 @@ def split(ctx, node):
     a = node.attrs
     n = len(node.outputs)
     rank = ctx.rank(ctx.in_idx(0))
-    axis = int(a.get("axis", 0))
-    axis = axis + rank if axis < 0 else axis
-    sizes = [int(s) for s in (a.get("size_splits") or ())]
+    axis = checks.axis(ctx, a.get("axis", 0), rank)
+    sizes = checks.int_list(ctx, a.get("size_splits") or (), "size_splits")
+    if sizes and (len(sizes) != n or any(s < -1 for s in sizes) or sizes.count(-1) > 1):
+        raise ctx.malformed(f"size_splits {sizes} is not {n} sizes (at most one -1) for {n} outputs")
     dims = ctx.dims(ctx.in_idx(0))
     if sizes and -1 in sizes and dims and dims[axis] > 0:
         sizes[sizes.index(-1)] = dims[axis] - (sum(sizes) + 1)
+    if sizes and dims and dims[axis] >= 0 and (sum(sizes) != dims[axis] or min(sizes) < 0):
+        raise ctx.malformed(f"size_splits {sizes} do not split axis {axis} of length {dims[axis]}")
     inputs = [ctx.input(0)] + ([ctx.ints(sizes)] if sizes else [])
     outs = ctx.add("Split", inputs, n_out=n, axis=axis)
     for i, name in enumerate([outs] if n == 1 else outs):
@@ -207,9 +213,10 @@ def split(ctx, node):
 def crop(ctx, node):
     """Crop input 0 to the shape of input 1 from `axis` on, starting at `offsets`."""
     rank = ctx.rank(ctx.in_idx(0))
-    axis = int(node.attrs.get("axis", 0))
-    axis = axis + rank if axis < 0 else axis
-    offsets = [int(o) for o in (node.attrs.get("offsets") or (0,))]
+    axis = checks.axis(ctx, node.attrs.get("axis", 0), rank)
+    offsets = checks.int_list(ctx, node.attrs.get("offsets") or (0,), "offsets")
+    if any(o < 0 for o in offsets):
+        raise ctx.malformed(f"offsets {offsets} are negative")
     n = rank - axis
     if len(offsets) == 1:
         offsets = offsets * n
@@ -226,11 +233,11 @@ def _shape_input(ctx, node):
         value = ctx.const(1)
         if value is None:
             return ctx.add("Cast", [ctx.input(1)], to=7)
-        return ctx.ints(value.reshape(-1).astype(np.int64))
+        return ctx.ints(checks.shape(ctx, value.reshape(-1), "shape", allow_unknown=True))
     dims = ctx.dims(node.outputs[0])
     if not dims:
         raise NotTranslatable("no shape input and no declared output shape")
-    return ctx.ints(dims)
+    return ctx.ints(checks.shape(ctx, dims, "declared output shape", allow_unknown=True))
 
 
 @handler("Reshape")
@@ -240,12 +247,16 @@ def reshape(ctx, node):
 
 @handler("Flatten")
 def flatten(ctx, node):
-    ctx.output(ctx.add("Flatten", [ctx.input(0)], axis=int(node.attrs.get("axis", 1))))
+    rank = ctx.rank(ctx.in_idx(0))
+    axis = checks.as_int(ctx, node.attrs.get("axis", 1), "axis")
+    if not -rank <= axis <= rank:
+        raise ctx.malformed(f"axis {axis} is out of range [-{rank}, {rank}] for Flatten")
+    ctx.output(ctx.add("Flatten", [ctx.input(0)], axis=axis))
 
 
 @handler("Transpose")
 def transpose(ctx, node):
-    perm = [int(p) for p in ctx.need_const(1, "perm").reshape(-1)]
+    perm = checks.perm(ctx, checks.const_ints(ctx, 1, "perm"), ctx.known_rank(0))
     if perm == list(TO_NCHW) and ctx.has_nchw(0):
         ctx.output(ctx.input(0, "nchw"))           # the NHWC->NCHW transpose is already done
         return
@@ -266,12 +277,12 @@ def _axes(ctx, node, key="axis"):
     axes = node.attrs.get(key)
     if (axes is None or len(axes) == 0) and ctx.n_inputs() > 1:
         axes = ctx.need_const(1, "axes").reshape(-1)
-    return [int(a) for a in (axes if axes is not None else ())]
+    return checks.int_list(ctx, axes, key)
 
 
 @handler("Squeeze")
 def squeeze(ctx, node):
-    axes = _axes(ctx, node)
+    axes = checks.axes(ctx, _axes(ctx, node), ctx.known_rank(0))
     inputs = [ctx.input(0)] + ([ctx.ints(axes)] if axes else [])
     ctx.output(ctx.add("Squeeze", inputs))
 
@@ -281,13 +292,16 @@ def unsqueeze(ctx, node):
     axes = _axes(ctx, node)
     if not axes:
         raise NotTranslatable("no axis")
+    rank = ctx.known_rank(0)
+    axes = checks.axes(ctx, axes, None if rank is None else rank + len(axes))
     ctx.output(ctx.add("Unsqueeze", [ctx.input(0), ctx.ints(axes)]))
 
 
 @handler("Gather")
 def gather(ctx, node):
     axis = ctx.const(2)
-    axis = int(axis.reshape(-1)[0]) if axis is not None else 0
+    axis = checks.scalar(ctx, axis, "axis") if axis is not None else 0
+    axis = checks.axis(ctx, axis, ctx.known_rank(0))
     indices = ctx.const(1)
     idx = ctx.ints(indices.astype(np.int64)) if indices is not None else ctx.input(1)
     ctx.output(ctx.add("Gather", [ctx.input(0), idx], axis=axis))
@@ -298,10 +312,14 @@ def strided_slice(ctx, node):
     a = node.attrs
     if a.get("ellipsis_mask") or a.get("new_axis_mask"):
         raise NotTranslatable("ellipsis_mask/new_axis_mask")
-    begin = [int(v) for v in ctx.need_const(1, "begin").reshape(-1)]
-    end = [int(v) for v in ctx.need_const(2, "end").reshape(-1)]
-    strides = ([int(v) for v in ctx.need_const(3, "strides").reshape(-1)]
-               if ctx.n_inputs() > 3 else [1] * len(begin))
+    begin, end = checks.const_ints(ctx, 1, "begin"), checks.const_ints(ctx, 2, "end")
+    strides = checks.const_ints(ctx, 3, "strides") if ctx.n_inputs() > 3 else [1] * len(begin)
+    rank = ctx.known_rank(0)
+    if not (len(begin) == len(end) == len(strides)) or len(begin) > (rank or len(begin)):
+        raise ctx.malformed(f"begin {begin}, end {end}, strides {strides} differ in length or "
+                            f"exceed the rank {rank}")
+    if 0 in strides:
+        raise ctx.malformed(f"strides {strides} hold a zero")
     shrink = []
     for i in range(len(begin)):
         neg = strides[i] < 0
@@ -322,9 +340,12 @@ def strided_slice(ctx, node):
 
 @handler("SliceFusion")
 def slice_fusion(ctx, node):
-    begin = [int(v) for v in ctx.need_const(1, "begin").reshape(-1)]
-    size = [int(v) for v in ctx.need_const(2, "size").reshape(-1)]
-    axes = [int(v) for v in (node.attrs.get("axes") or range(len(begin)))]
+    begin, size = checks.const_ints(ctx, 1, "begin"), checks.const_ints(ctx, 2, "size")
+    axes = checks.axes(ctx, node.attrs.get("axes") or range(len(begin)), ctx.known_rank(0))
+    if not len(begin) == len(size) == len(axes):
+        raise ctx.malformed(f"begin {begin}, size {size} and axes {axes} differ in length")
+    if any(b < 0 for b in begin) or any(s < -1 for s in size):
+        raise ctx.malformed(f"begin {begin} or size {size} is negative (size -1 means to the end)")
     end = [_INT_MAX if s == -1 else b + s for b, s in zip(begin, size)]
     ctx.output(ctx.add("Slice", [ctx.input(0), ctx.ints(begin), ctx.ints(end), ctx.ints(axes)]))
 
@@ -338,7 +359,18 @@ def pad(ctx, node):
     pads = ctx.const(1) if ctx.n_inputs() > 1 else np.asarray(a.get("paddings") or (), np.int64)
     if pads is None:
         raise NotTranslatable("paddings must be a constant")
-    pads = np.asarray(pads, dtype=np.int64).reshape(-1, 2)
+    pads = checks.int_list(ctx, np.asarray(pads).reshape(-1), "paddings")
+    rank = ctx.known_rank(0) or len(pads) // 2
+    if len(pads) != 2 * rank:
+        raise ctx.malformed(f"paddings hold {len(pads)} values for a tensor of rank {rank} "
+                            f"(expected {2 * rank}: before and after each axis)")
+    dims = ctx.input_dims(0)
+    sizes = [d for d in dims for _ in range(2)] if dims else [None] * len(pads)
+    pads = np.asarray(checks.pads(ctx, pads, sizes, "paddings"), dtype=np.int64).reshape(-1, 2)
+    if mode == "reflect" and dims and any(p >= d for d, pair in zip(dims, pads) for p in pair):
+        raise ctx.malformed(f"reflect paddings {pads.tolist()} reach beyond the input {list(dims)}")
+    if dims:
+        checks.elements(ctx, [d + int(p.sum()) for d, p in zip(dims, pads)], "padded output")
     layout = ctx.layout_for([0])
     if layout == "nchw":
         if len(pads) != 4:
@@ -364,9 +396,9 @@ def reduce(ctx, node):
     if op is None:
         raise NotTranslatable(f"reduce mode {a.get('mode')}")
     rank = ctx.rank(ctx.in_idx(0))
-    axes = [int(v) for v in ctx.need_const(1, "axes").reshape(-1)] if ctx.n_inputs() > 1 else []
-    axes = [x + rank if x < 0 else x for x in axes] or list(range(rank))
-    if a.get("reduce_to_end"):             # Lite: axes become [axes[0], ..., rank - 1]
+    axes = checks.const_ints(ctx, 1, "axes") if ctx.n_inputs() > 1 else []
+    axes = checks.axes(ctx, axes, rank) or list(range(rank))
+    if a.get("reduce_to_end") and axes:             # Lite: axes become [axes[0], ..., rank - 1]
         axes = list(range(axes[0], rank))
     keep = bool(a.get("keep_dims"))
     layout = ctx.layout_for([0])
@@ -374,7 +406,7 @@ def reduce(ctx, node):
         kept = [d for d in TO_NCHW if d not in axes]
         if kept != sorted(kept):
             layout = "logical"
-    onnx_axes = sorted(_axis_in(layout, x, rank) for x in axes)
+    onnx_axes = sorted(_axis_in(ctx, layout, x, rank) for x in axes)
     x = ctx.input(0, layout)
     if op in ("ReduceSum",):
         y = ctx.add(op, [x, ctx.ints(onnx_axes)], keepdims=int(keep))
@@ -389,17 +421,17 @@ def reduce(ctx, node):
 @handler("Softmax", "LogSoftmax")
 def softmax(ctx, node):
     axes = node.attrs.get("axis")
-    axes = [int(axes)] if isinstance(axes, int) else [int(v) for v in (axes or (-1,))]
+    axes = checks.int_list(ctx, (-1,) if axes is None or np.size(axes) == 0 else axes, "axis")
     if len(axes) != 1:
         raise NotTranslatable(f"softmax over several axes {axes}")
     rank = ctx.rank(ctx.in_idx(0))
     layout = ctx.layout_for([0])
-    ctx.output(ctx.add(node.op_type, [ctx.input(0, layout)], axis=_axis_in(layout, axes[0], rank)),
+    ctx.output(ctx.add(node.op_type, [ctx.input(0, layout)], axis=_axis_in(ctx, layout, axes[0], rank)),
                layout)
 
 
 def _onnx_type(type_id):
-    elem = NP_TO_ONNX.get(TYPEID_TO_NUMPY.get(int(type_id)))
+    elem = NP_TO_ONNX.get(TYPEID_TO_NUMPY.get(type_id))
     if elem is None:
         raise NotTranslatable(f"cast to data type {type_id}")
     return elem
@@ -408,7 +440,8 @@ def _onnx_type(type_id):
 @handler("Cast")
 def cast(ctx, node):
     target = ctx.const(1)
-    type_id = int(target.reshape(-1)[0]) if target is not None else ctx.tensor(node.outputs[0]).data_type
+    type_id = (checks.as_int(ctx, checks.scalar(ctx, target, "target type"), "target type")
+               if target is not None else ctx.tensor(node.outputs[0]).data_type)
     layout = ctx.layout_for([0])
     ctx.output(ctx.add("Cast", [ctx.input(0, layout)], to=_onnx_type(type_id)), layout)
 
@@ -417,7 +450,10 @@ def cast(ctx, node):
 def quant_dtype_cast(ctx, node):
     """int8 <-> float32 with the per-tensor quant params of the int8 side."""
     a = node.attrs
-    src, dst = int(a.get("src_t", 0)), int(a.get("dst_t", 0))
+    src = checks.as_int(ctx, a.get("src_t", 0), "src_t")
+    dst = checks.as_int(ctx, a.get("dst_t", 0), "dst_t")
+    if not node.inputs or not node.outputs:
+        raise ctx.malformed("needs one input and one output")
     int_side = node.inputs[0] if src in (32, 37) else node.outputs[0]
     params = ctx.tensor(int_side).quant_params
     if len(params) != 1 or {src, dst} not in ({32, 43}, {37, 43}):
