@@ -73,6 +73,18 @@ class MsTensor:
     def is_const(self):
         return self.data is not None and len(self.data) > 0
 
+    def __deepcopy__(self, memo):
+        """A copy owns its data: a zero-copy view into a file buffer becomes bytes (a memoryview
+        cannot be copied or pickled)."""
+        import copy
+        clone = copy.copy(self)
+        memo[id(self)] = clone
+        for name, value in vars(self).items():
+            if isinstance(value, memoryview):
+                value = bytes(value)
+            setattr(clone, name, copy.deepcopy(value, memo))
+        return clone
+
     @property
     def numpy_dtype(self):
         return TYPEID_TO_NUMPY.get(self.data_type)

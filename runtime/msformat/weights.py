@@ -28,7 +28,14 @@ _CHUNK = 1 << 20                # bit fields decoded per step
 
 
 class WeightError(Exception):
-    """A constant cannot be decoded; the message names the tensor."""
+    """A constant uses an encoding this engine does not implement; the message names the tensor.
+
+    Reported with the unsupported ops: the file may be fine, this engine just cannot run it."""
+
+
+class CorruptWeightError(WeightError):
+    """A constant's bytes contradict its own header (lengths, indices, counts): the file is corrupt,
+    which the engine reports as a ModelFormatError, never as an unsupported op."""
 
 
 def element_count(t):
@@ -85,7 +92,7 @@ class _Bits:
     def chunks(self, n, width):
         end = self.pos + n * width
         if end > self.total:
-            raise WeightError(f"constant {self.name!r}: compressed stream ends early ({self.total} "
+            raise CorruptWeightError(f"constant {self.name!r}: compressed stream ends early ({self.total} "
                               f"bits hold no {n} more {width}-bit fields at bit {self.pos})")
         start, self.pos = self.pos, end
         return _field_chunks(self.data, start, n, width, True)
@@ -119,7 +126,7 @@ def _indexing(t, num_bits, n, dry=False):
     out = _out(n, num_bits)
     for c0, chunk in idx:
         if chunk.size and chunk.max() >= count:
-            raise WeightError(f"constant {t.name!r}: index past its value table")
+            raise CorruptWeightError(f"constant {t.name!r}: index past its value table")
         out[c0:c0 + len(chunk)] = values[chunk]
     return out
 
@@ -131,7 +138,7 @@ def _sparse(t, num_bits, n, dry=False):
         raise WeightError(f"constant {t.name!r}: {coor_bits}-bit sparse coordinates")
     nz = bits.one(32)
     if nz > n:
-        raise WeightError(f"constant {t.name!r}: {nz} non-zeros for {n} elements")
+        raise CorruptWeightError(f"constant {t.name!r}: {nz} non-zeros for {n} elements")
     values, count, width = _unique_values(bits, num_bits, dry)
     idx, gaps = bits.chunks(nz, width), bits.chunks(nz, coor_bits)
     if dry:
@@ -145,10 +152,10 @@ def _sparse(t, num_bits, n, dry=False):
     last = -1
     for (c0, ichunk), (_, gchunk) in zip(idx, gaps):
         if ichunk.size and ichunk.max() >= count:
-            raise WeightError(f"constant {t.name!r}: index past its value table")
+            raise CorruptWeightError(f"constant {t.name!r}: index past its value table")
         positions = last + np.cumsum(gchunk + 1)
         if positions[-1] >= n:
-            raise WeightError(f"constant {t.name!r}: sparse positions past the tensor")
+            raise CorruptWeightError(f"constant {t.name!r}: sparse positions past the tensor")
         out[positions] = values[ichunk]
         last = int(positions[-1])
     return out
@@ -156,7 +163,7 @@ def _sparse(t, num_bits, n, dry=False):
 
 def _bit_unpack(t, num_bits, n, dry=False):
     if len(t.data) * 8 < n * num_bits:
-        raise WeightError(f"constant {t.name!r}: {len(t.data)} bytes cannot hold {n} "
+        raise CorruptWeightError(f"constant {t.name!r}: {len(t.data)} bytes cannot hold {n} "
                           f"{num_bits}-bit values")
     if dry:
         return None
@@ -178,7 +185,7 @@ def _layout(t):
                           f"{t.weight_quant_compress_type}), which this engine does not decode")
     n = element_count(t)
     if n > MAX_DECODE_ELEMENTS:
-        raise WeightError(f"constant {t.name!r}: dims {list(t.dims)} describe {n} elements, more "
+        raise CorruptWeightError(f"constant {t.name!r}: dims {list(t.dims)} describe {n} elements, more "
                           f"than the {MAX_DECODE_ELEMENTS} a constant may decode to")
     num_bits = t.quant_params[0].num_bits if t.quant_params else 8
     kind = t.weight_quant_compress_type
@@ -190,7 +197,7 @@ def _layout(t):
         decoder = {COMPRESS_INDEXING: _indexing, COMPRESS_SPARSE: _sparse}.get(kind, _bit_unpack)
         return decoder, num_bits, n
     if len(t.data) != n * dtype.itemsize:
-        raise WeightError(f"constant {t.name!r}: {len(t.data)} bytes do not fit dims {list(t.dims)} "
+        raise CorruptWeightError(f"constant {t.name!r}: {len(t.data)} bytes do not fit dims {list(t.dims)} "
                           f"of {dtype.name}")
     return None, num_bits, n
 
@@ -257,7 +264,7 @@ def dequantize(t, q, axis=0):
         clusters = np.asarray(t.quant_clusters, np.float32)
         idx = q.astype(np.int64) + 128
         if idx.size and (idx.min() < 0 or idx.max() >= len(clusters)):
-            raise WeightError(f"constant {t.name!r}: cluster index out of range")
+            raise CorruptWeightError(f"constant {t.name!r}: cluster index out of range")
         return clusters[idx]
     q = q.astype(np.float64)                # one float64 copy, then in-place (same arithmetic)
     if len(params) == 1:
@@ -265,7 +272,7 @@ def dequantize(t, q, axis=0):
         q *= params[0].scale
         return q.astype(np.float32)
     if q.ndim == 0 or not 0 <= axis < q.ndim or q.shape[axis] != len(params):
-        raise WeightError(f"constant {t.name!r}: {len(params)} quant params for dims {q.shape} "
+        raise CorruptWeightError(f"constant {t.name!r}: {len(params)} quant params for dims {q.shape} "
                           f"(channel axis {axis})")
     shape = [1] * q.ndim
     shape[axis] = -1

@@ -9,7 +9,7 @@ from onnx import TensorProto, helper
 
 from ...errors import ModelFormatError, ToolkitError, UnsupportedOpsError
 from ...msformat.model import TYPEID_TO_NUMPY, MsModel
-from ...msformat.weights import WeightError, const_array
+from ...msformat.weights import CorruptWeightError, WeightError, const_array
 from . import ops_extra, ops_nn, ops_tensor  # noqa: F401  (importing them fills HANDLERS)
 from .base import HANDLERS, NP_TO_ONNX, OPSET, Context, NotTranslatable, node_element
 
@@ -84,6 +84,9 @@ def _decode_constants(ctx, model, source, problems):
         if t.is_const and idx not in ctx.consts and idx not in model.inputs:
             try:
                 ctx.consts[idx] = const_array(t, model.version, node, k)
+            except CorruptWeightError as e:
+                raise ModelFormatError(source, f"the weights are corrupt: {e}",
+                                       element=f"tensor {idx} ({t.name!r})") from None
             except WeightError as e:
                 problems.append((t.name or f"tensor {idx}", str(e)))
                 ctx.values[idx] = {"logical": ctx.fresh("undecodable")}
