@@ -6,6 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh "train,onnx,dev"
+# flatc decodes .ms files with the official schema in tests/test_msformat_official_schema.py.
+if ! command -v flatc >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "[test] installing flatbuffers-compiler (flatc) for the official-schema checks"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq flatbuffers-compiler; } \
+    >/tmp/flatc-install.log 2>&1 || echo "[test] flatc install failed (see /tmp/flatc-install.log); those tests will skip"
+fi
 marker="not slow"
 if [ "${1:-}" = "--slow" ]; then marker="slow"; shift; fi
 set +e

@@ -297,7 +297,7 @@ def extra_cases(p):
     yield Case("LRN", {"depth_radius": 1, "bias": 1.0, "alpha": 0.5, "beta": 0.75,
                        "norm_region": "ACROSS_CHANNELS"}, [("x", p)], lrn_ref(p, 1, 1.0, 0.5, 0.75), "lrn")
     yield Case("ArgMaxFusion", {"axis": -1}, [("x", p)], p.argmax(-1).astype(np.int32), "argmax")
-    yield Case("ArgMinFusion", {"axis": 1, "keep_dims": True}, [("x", p)],
+    yield Case("ArgMinFusion", {"axis": 1, "top_k": 1, "keep_dims": True}, [("x", p)],
                p.argmin(1)[:, None].astype(np.int32), "argmin_keep")
     yield Case("TileFusion", {}, [("x", p), ("c", np.array([1, 2, 1, 3], np.int32))], np.tile(p, (1, 2, 1, 3)),
                "tile")

@@ -1,8 +1,9 @@
 """Cross-check the `.ms` reader and writer against the OFFICIAL MindSpore Lite schema, decoded by flatc.
 
 The official schema (mindspore-lite/schema/model.fbs, ops.fbs, ops_types.fbs) is not shipped with the
-project, so these tests run only when `flatc` is on PATH (Debian: flatbuffers-compiler) and
-MSLITE_SCHEMA_DIR names a folder holding those three files; otherwise they skip and say why.
+project: it is read from shared/schema/mslite beside the checkout (or MSLITE_SCHEMA_DIR). These tests
+need `flatc` on PATH (Debian: flatbuffers-compiler, which scripts/test.sh installs when it can);
+without it or the schema they skip and say why.
 
 flatc turns each file into JSON (`--defaults-json`, so omitted fields appear with their schema
 default, as the reader fills them in); the JSON is then compared field by field with read_ms's
@@ -28,7 +29,10 @@ from runtime.msformat.reader import read_ms
 from runtime.msformat.writer import write_ms
 
 FLATC = shutil.which("flatc")
-SCHEMA_DIR = os.environ.get("MSLITE_SCHEMA_DIR")
+# The official schema sits in shared/ beside the checkout; MSLITE_SCHEMA_DIR overrides it.
+_SHARED_SCHEMA = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                              "shared", "schema", "mslite")
+SCHEMA_DIR = os.environ.get("MSLITE_SCHEMA_DIR") or (_SHARED_SCHEMA if os.path.isdir(_SHARED_SCHEMA) else None)
 SCHEMA_FILES = ("model.fbs", "ops.fbs", "ops_types.fbs")
 
 

@@ -52,7 +52,7 @@ _ACT_ONLY = "activation_type:i8=0"
 
 # op -> its table's fields in schema order. Ops with an empty table map to "".
 _OP_TABLES = {
-    "Activation": "activation_type:i8=0 alpha:f min_val:f max_val:f approximate:b=false beta:f",
+    "Activation": "activation_type:i8=0 alpha:f min_val:f max_val:f approximate:b=false",
     "ActivationGrad": "activation_type:i8 alpha:f",
     "Adam": "use_locking:b use_nesterov:b",
     "AddFusion": _ACT_ONLY,
@@ -61,7 +61,7 @@ _OP_TABLES = {
     "All": "keep_dims:i64",
     "ApplyMomentum": "use_nesterov:b use_locking:b gradient_scale:f",
     "ArgMaxFusion": "axis:i64 top_k:i64=1 keep_dims:b out_max_value:b",
-    "ArgMinFusion": "axis:i64 top_k:i64=1 keep_dims:b out_max_value:b",
+    "ArgMinFusion": "axis:i64 top_k:i64 keep_dims:b out_max_value:b",
     "Assert": "summarize:i64",
     "AudioSpectrogram": "window_size:i64 stride:i64 mag_square:b",
     "AvgPoolFusion": _POOL,
@@ -86,7 +86,7 @@ _OP_TABLES = {
                              "pad_mode:i8 pad:[i64] pad_list:[i64] mode:i64 group:i64 "
                              "in_channel:i64 out_channel:i64 activation_type:i8=0 "
                              "output_paddings:[i64]",
-    "ConstantOfShape": "data_type:i64 value:[f] element_size:i32 shape:[i64]",
+    "ConstantOfShape": "data_type:i64 value:[f]",
     "Crop": "axis:i64 offsets:[i64]",
     "CustomPredict": "output_num:i64 weight_threshold:f",
     "DeConv2DGradFilter": "in_channel:i64 out_channel:i64 kernel_size:[i64] pad_mode:i8 "
@@ -265,7 +265,7 @@ def op_defaults(op_type):
 ACTIVATION_TYPES = {0: "NO_ACTIVATION", 1: "RELU", 2: "SIGMOID", 3: "RELU6", 4: "ELU", 5: "LEAKY_RELU",
                     6: "ABS", 7: "RELU1", 8: "SOFTSIGN", 9: "SOFTPLUS", 10: "TANH", 11: "SELU",
                     12: "HSWISH", 13: "HSIGMOID", 14: "THRESHOLDRELU", 15: "LINEAR", 16: "HARD_TANH",
-                    17: "SIGN", 18: "SWISH", 19: "GELU", 20: "FAST_GELU", 27: "CELU", 40: "UNKNOWN"}
+                    17: "SIGN", 18: "SWISH", 19: "GELU", 20: "FAST_GELU", 21: "UNKNOWN"}
 ACT = {v: k for k, v in ACTIVATION_TYPES.items()}
 PAD_MODES = {"PAD": 0, "SAME": 1, "VALID": 2}
 ROUND_MODES = {"FLOOR": 0, "CEIL": 1}
