@@ -417,11 +417,12 @@ def output_classes(spec):
     return spec.shape[-1]
 
 
-def check_classes(meta, classes, model_path, meta_source, what="outputs"):
-    """The one check that a model and its metadata agree on the number of classes: raises
-    MetadataError naming both when `classes` (from the model) differs from the class names."""
+def check_classes(meta, classes, model_path, meta_source, verb="outputs", noun="classes"):
+    """The one check that a model and its metadata agree on the number of classes (Classifier at load
+    and per call, bench --data rows, convert): raises MetadataError naming both when `classes` (from
+    the model) differs from the number of class names. Metadata without class names fits any model."""
     if meta.class_names and classes is not None and int(classes) != meta.num_classes:
-        raise MetadataError(f"model {model_path} {what} {classes} classes but its metadata "
+        raise MetadataError(f"model {model_path} {verb} {classes} {noun} but its metadata "
                             f"{meta_source} lists {meta.num_classes} class names")
 
 
