@@ -289,3 +289,88 @@ def test_predict_cli_takes_labels_and_meta_files(onnx_model, tmp_path):
     bad = write(tmp_path / "bad.json", json.dumps(dict(BASE, class_names="abcde")))
     r = CliRunner().invoke(main, ["predict", onnx_model, image, "--meta", bad])
     assert r.exit_code == 1 and "bad.json: key 'class_names'" in r.output
+
+
+# ------------------------------------------- the same-stem workflow, end to end (needs MindSpore)
+
+WORKFLOW_CLASSES = ["ant", "bee", "cat"]
+SAME_STEM = ["model.mindir", "model.onnx", "model.ms", "model_fp16.ms"]
+
+
+def _cli(*args):
+    from click.testing import CliRunner
+
+    from toolkit.cli import main
+    result = CliRunner().invoke(main, ["-q", *map(str, args)])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def same_stem(tmp_path_factory):
+    """One run exported to model.mindir and model.onnx, and model.mindir converted to model.ms and
+    model_fp16.ms, all in ONE folder."""
+    pytest.importorskip("mindspore")
+    pytest.importorskip("onnxruntime")
+    from _runfolder import make_run
+    from tiny_models import sample_images
+    root = tmp_path_factory.mktemp("same_stem")
+    run, _ = make_run(str(root / "run"), WORKFLOW_CLASSES, image_size=32)
+    folder = root / "models"
+    _cli("export", run.path, "--format", "mindir", "--out", folder / "model.mindir")
+    _cli("export", run.path, "--format", "onnx", "--out", folder / "model.onnx")
+    _cli("convert", folder / "model.mindir", "-o", folder / "model.ms")
+    _cli("convert", folder / "model.mindir", "-o", folder / "model_fp16.ms", "--fp16")
+    val = root / "val"
+    for i, path in enumerate(sample_images(str(root), count=6)):
+        cls = val / WORKFLOW_CLASSES[i % 3]
+        cls.mkdir(parents=True, exist_ok=True)
+        os.replace(path, cls / os.path.basename(path))
+    return folder, val
+
+
+def test_same_stem_files_coexist_each_with_its_own_metadata(same_stem):
+    folder, _ = same_stem
+    assert sorted(os.listdir(folder)) == ["model.mindir", "model.mindir.json", "model.ms", "model.ms.json",
+                                          "model.onnx", "model_fp16.ms", "model_fp16.ms.json"]
+    layouts = {}
+    for name in SAME_STEM:
+        meta, source = find_meta(folder / name)
+        assert source.startswith(str(folder / name)) and list(meta.class_names) == WORKFLOW_CLASSES
+        layouts[name] = meta.layout
+    assert layouts == {"model.mindir": "NCHW", "model.onnx": "NCHW", "model.ms": "NHWC",
+                       "model_fp16.ms": "NHWC"}
+
+
+def test_each_same_stem_file_predicts_with_its_own_metadata(same_stem):
+    from runtime import Classifier
+    folder, val = same_stem
+    images = sorted(str(p) for p in val.rglob("*.*g"))
+    reference = Classifier(str(folder / "model.onnx"), top_k=3)
+    want = [reference.predict(im) for im in images]
+    for name in SAME_STEM:
+        clf = Classifier(str(folder / name), top_k=3)
+        assert clf._meta_source.startswith(str(folder / name)) and clf.layout == clf.meta.layout
+        tol = 2e-2 if "fp16" in name else 1e-4
+        for im, expected in zip(images, want):
+            got = dict(clf.predict(im))
+            assert set(got) == set(WORKFLOW_CLASSES)
+            assert all(abs(got[label] - score) <= tol for label, score in expected), name
+        report = json.loads(_cli("predict", folder / name, *images, "--json", "--top-k", "3").stdout)
+        assert [[p["label"] for p in r["predictions"]] for r in report["results"]] == [
+            [label for label, _ in clf.predict(im)] for im in images]
+
+
+@pytest.mark.slow
+def test_bench_on_every_same_stem_file_agrees(same_stem, tmp_path):
+    folder, val = same_stem
+    out = tmp_path / "bench.json"
+    _cli("bench", *[folder / n for n in SAME_STEM], "--devices", "cpu", "--iters", "2", "--warmup", "0",
+         "--engines", "mindspore,onnxruntime,ms-engine", "--data", val, "--reference", "onnxruntime",
+         "--json", out)
+    rows = json.loads(out.read_text())["rows"]
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert {os.path.basename(r["model"]) for r in ok} == set(SAME_STEM), [(r["model"], r["reason"]) for r in rows]
+    for r in ok:
+        assert r["images"] == 6 and r["agreement"] == 1.0, r
+    assert len({r["top1"] for r in ok}) == 1
