@@ -280,6 +280,8 @@ def _check_binding(side, model_path, binding):
     if not isinstance(binding, dict) or not isinstance(binding.get("sha256"), str) \
             or not isinstance(binding.get("size"), int) or isinstance(binding.get("size"), bool):
         raise MetadataError(side, 'must be {"name", "size", "sha256"} of the model', BINDING_KEY)
+    if not os.path.isfile(model_path):
+        raise MetadataError(side, f"describes {model_path}, which does not exist", BINDING_KEY)
     size = os.path.getsize(model_path)
     if size == binding["size"]:
         have = file_identity(model_path)
@@ -323,7 +325,7 @@ def find_meta(model_path, run_folder=None):
     own = sidecar_path(model_path)
     if os.path.isfile(own):
         return load_sidecar(model_path, own), own
-    if embeds_meta(model_path):
+    if embeds_meta(model_path) and os.path.isfile(model_path):
         meta, source = load_embedded(model_path)
         if meta is not None:
             return meta, source
