@@ -69,9 +69,11 @@ def time_in_process(src, out, repeats):
 def evaluate(path, val_dir, limit):
     """(top-1 accuracy, predictions) of a .ms model on an ImageFolder, via the .ms engine."""
     import runtime
-    from runtime.metadata import ModelMeta, sidecar_path
+    from runtime.metadata import find_meta
     from runtime.preprocess import Preprocessor
-    meta = ModelMeta.load(sidecar_path(path))
+    meta, _ = find_meta(path)
+    if meta is None:
+        raise SystemExit(f"{path}: no metadata (accuracy needs the model's preprocessing and labels)")
     eng = runtime.load(path, engine="ms-engine")
     pre = Preprocessor(meta)
     classes = sorted(d for d in os.listdir(val_dir) if os.path.isdir(os.path.join(val_dir, d)))

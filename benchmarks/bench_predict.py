@@ -30,17 +30,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def build_mobilenet(folder, size=224, classes=1000):
-    """Child-process entry: MobileNetV2 1.0 -> folder/model.onnx + model.json."""
+    """Child-process entry: MobileNetV2 1.0 -> folder/model.onnx, its metadata inside."""
     import mindspore as ms
     import numpy as np
-    from runtime.metadata import ModelMeta, resize_for
+    from runtime.metadata import ModelMeta, resize_for, save_model
     from toolkit.models import build
     net = build("mobilenet_v2", classes, width=1.0)
     net.set_train(False)
     x = ms.Tensor(np.zeros((1, 3, size, size), np.float32))
     ms.export(net, x, file_name=os.path.join(folder, "model"), file_format="ONNX")
-    ModelMeta(image_size=size, resize=resize_for(size),
-              class_names=[f"class_{i}" for i in range(classes)]).save(os.path.join(folder, "model.json"))
+    path = os.path.join(folder, "model.onnx")
+    with open(path, "rb") as f:
+        save_model(path, f.read(), ModelMeta(image_size=size, resize=resize_for(size),
+                                             class_names=[f"class_{i}" for i in range(classes)]))
 
 
 def make_jpeg(path):

@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from runtime.metadata import ModelMeta  # noqa: E402
+from runtime.metadata import ModelMeta, save_model  # noqa: E402
 from toolkit.bench import environment  # noqa: E402
 from toolkit.bench.flops import count_flops, peak_flop_rate  # noqa: E402
 from toolkit.bench.harness import run_plan  # noqa: E402
@@ -37,7 +37,7 @@ IMAGE_SIZE = 224
 
 
 def export_models(folder, batches, width=1.0):
-    """Run in a child process (imports MindSpore): model_b{B}.mindir/.onnx + sidecars, same weights."""
+    """Run in a child process (imports MindSpore): model_b{B}.mindir/.onnx with metadata, same weights."""
     import mindspore as ms
     import numpy as np
     from toolkit.models import build
@@ -56,7 +56,9 @@ def export_models(folder, batches, width=1.0):
             ms.load_param_into_net(net, params)
             base = os.path.join(folder, f"model_b{b}")
             ms.export(net, x, file_name=base, file_format=fmt)
-            meta.save(base + ".json")
+            path = base + "." + fmt.lower()
+            with open(path, "rb") as f:            # metadata inside the ONNX, model_bN.mindir.json
+                save_model(path, f.read(), meta)
 
 
 def ensure_models(work, batches, log):

@@ -1,7 +1,8 @@
 """`convert()`: source file -> IR -> passes -> MsModel -> (fp16 | int8 weights) -> verify -> write.
 
 Nothing is written unless everything succeeded (including verification when asked), and then the
-`.ms` and its metadata sidecar are each replaced atomically.
+`.ms` and its own metadata sidecar (`OUT.ms.json`, bound to the file by its sha256) are replaced as
+one unit by runtime.metadata.save_model.
 
 Every failure is a ToolkitError naming the source file: each step runs inside `_stage`, which fills
 the source (and, for serialisation and verification, the output) into a ConversionError raised
@@ -17,7 +18,7 @@ from typing import Optional, Tuple
 from contextlib import contextmanager
 
 from runtime.errors import MetadataError, ModelFormatError, ToolkitError
-from runtime.metadata import ModelMeta, resize_for, sidecar_path
+from runtime.metadata import ModelMeta, check_classes, find_meta, resize_for, save_model
 
 from .errors import ConversionError, VerificationFailed
 from .frontends import load_source
@@ -75,31 +76,31 @@ def _check_options(o):
 
 
 def _source_meta(source):
-    path = sidecar_path(source)
-    if os.path.isfile(path):
-        return ModelMeta.load(path), f"copied from {path}, with the .ms input's layout and name"
-    return None, "generated (the source has no metadata sidecar; class names are unknown)"
+    """(the source model's metadata or None, where it came from) via runtime.metadata.find_meta."""
+    meta, where = find_meta(source)
+    if meta is not None:
+        return meta, f"copied from {where}, with the .ms input's layout and name"
+    return None, "generated (the source has no metadata; class names are unknown)"
 
 
-def _meta_for_output(meta, model, options):
-    """The sidecar of the `.ms`: the source's, with the input layout/size of the converted model."""
+def _meta_for_output(meta, model, options, source="<source model>", output="<output>"):
+    """The metadata of the `.ms`: the source's, with the input layout/size of the converted model."""
     t = model.tensors[model.inputs[0]]
     dims = tuple(t.dims)
     hw = ((dims[1], dims[2]) if options.input_format == "NHWC" else (dims[2], dims[3])) \
         if len(dims) == 4 else (None, None)
     meta = meta or ModelMeta()
     out_dims = tuple(model.tensors[model.outputs[0]].dims)
-    if meta.class_names and (not out_dims or out_dims[-1] != len(meta.class_names)):
+    if meta.class_names and not out_dims:
         raise MetadataError(f"the metadata names {len(meta.class_names)} classes but the model "
                             f"outputs {list(out_dims)}")
+    check_classes(meta, out_dims[-1] if out_dims else None, output, f"copied from {source}")
     size = hw[0] if len(dims) == 4 and hw[0] == hw[1] else meta.image_size
+    changes = {"image_size": size, "layout": options.input_format, "input_name": t.name}
     if size != meta.image_size:
-        meta.resize = resize_for(size)
-    meta.image_size = size
-    meta.layout = options.input_format
-    meta.input_name = t.name
+        changes["resize"] = resize_for(size)
     try:
-        return ModelMeta.from_dict(dict(meta.__dict__), source="<converted metadata>")
+        return meta.replace(**changes)
     except MetadataError as e:
         raise ConversionError(f"metadata for the converted model is invalid: {e}") from None
 
@@ -120,6 +121,9 @@ def _stage(name, source, output=None):
         raise
     except ToolkitError:
         raise
+    except OSError as e:      # the file system said no (permissions, disk full): not a bug
+        raise ConversionError(f"{name}: {e.strerror or e}" + (f" ({e.filename})" if e.filename else ""),
+                              path=source, output=output, stage=name) from None
     except MemoryError:
         raise ConversionError(f"{name} ran out of memory; the model declares tensors too large to "
                               "convert here", path=source, output=output, stage=name) from None
@@ -143,7 +147,6 @@ def _check_verifiable(model, source, output):
 
 def convert(source, output, options=None):
     from runtime.msformat.writer import model_to_bytes
-    from runtime.atomic import atomic_write_bytes
     options = options or ConvertOptions()
     _check_options(options)
     source, output = os.fspath(source), os.fspath(output)
@@ -151,9 +154,10 @@ def convert(source, output, options=None):
         raise ModelFormatError(source, "no such file")
     if not output.endswith(".ms"):
         raise ConversionError(f"output {output!r} must end in .ms", path=source)
-    if os.path.abspath(sidecar_path(output)) == os.path.abspath(sidecar_path(source)):
-        raise ConversionError(f"{output}: its metadata sidecar {sidecar_path(output)} would replace "
-                              f"the source's ({source}); choose another output name")
+    if os.path.abspath(output) == os.path.abspath(source) or (
+            os.path.exists(output) and os.path.samefile(output, source)):
+        raise ConversionError(f"{output} is the source file itself; choose another output name",
+                              path=source)
     t0 = time.perf_counter()
     seconds = {}
     with _stage("front end", source):
@@ -181,7 +185,7 @@ def convert(source, output, options=None):
     seconds["lower_and_serialize"] = time.perf_counter() - t
     meta, origin = _source_meta(source)
     with _stage("metadata", source, output):
-        meta = _meta_for_output(meta, model, options)
+        meta = _meta_for_output(meta, model, options, source, output)
     report = None
     if options.verify:
         from .verify import verify_bytes
@@ -194,9 +198,8 @@ def convert(source, output, options=None):
         seconds["verify"] = time.perf_counter() - t
         if not report.passed:
             raise VerificationFailed(report, report.problems)
-    atomic_write_bytes(output, data)
-    side = sidecar_path(output)
-    meta.save(side)
+    with _stage("writing", source, output):
+        side = save_model(output, data, meta)
     seconds["total"] = time.perf_counter() - t0
     counts = {}
     for n in model.nodes:

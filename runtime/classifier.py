@@ -1,6 +1,7 @@
 """Image in, labels out: metadata-driven preprocessing on whichever engine the device has.
 
-    clf = Classifier("model.ms")                 # reads model.json beside it
+    clf = Classifier("model.ms")                 # metadata: model.ms.json (runtime.metadata.find_meta)
+    clf = Classifier("bare.onnx", labels="labels.txt")   # a model without metadata: defaults + labels
     clf.predict("cat.jpg")                       # [("cat", 0.93), ("dog", 0.05), ...]
     clf.predict(frame, order="BGR")              # arrays state their channel order
     clf.engine                                   # the raw-tensor engine (runtime.engines.base)
@@ -17,10 +18,10 @@ import numpy as np
 from .engines import load
 from .errors import MetadataError, ModelFormatError
 from .formats import FORMATS_BY_SUFFIX
-from .metadata import ModelMeta, sidecar_path
-from .preprocess import LAYOUTS, Preprocessor
+from .metadata import (ModelMeta, check_classes, default_meta, find_meta, input_layout_of,
+                       output_classes, read_labels)
+from .preprocess import Preprocessor
 
-RUN_FOLDER_META = "model.json"
 # In a run folder with several exported models, the first present is used (fastest engines first).
 RUN_FOLDER_PREFERENCE = ("onnx", "ms", "mindir")
 MAX_BATCH = 32
@@ -41,11 +42,12 @@ def _models_in(folder):
 
 
 def resolve(path):
-    """(model file, metadata file) for a model file or a run folder.
+    """(model file, run folder or None) for a model file or a run folder.
 
     A folder means `model.<onnx|ms|mindir>` in it, else the files `toolkit export` wrote to its
     `export/` subfolder; the first format of RUN_FOLDER_PREFERENCE present wins, and two files of
-    that format are ambiguous. Metadata: the model's sidecar, else the folder's model.json.
+    that format are ambiguous. The run folder is returned so that its model.json can serve as the
+    metadata of last resort (runtime.metadata.find_meta).
     """
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -57,13 +59,12 @@ def resolve(path):
                 if len(files) > 1:
                     raise ModelFormatError(path, f"several {fmt} models, name one: {', '.join(files)}")
                 if files:
-                    side = sidecar_path(files[0])
-                    return files[0], side if os.path.isfile(side) else os.path.join(path, RUN_FOLDER_META)
+                    return files[0], path
         raise ModelFormatError(path, "folder holds no model.onnx, model.ms or model.mindir and no "
                                      "export/ models; export or convert the run first")
     if not os.path.isfile(path):
         raise ModelFormatError(path, "no such model file or run folder")
-    return path, sidecar_path(path)
+    return path, None
 
 
 def softmax(x):
@@ -74,15 +75,7 @@ def softmax(x):
 
 def _image_layout(spec):
     """'NCHW'/'NHWC' when the input shape says so unambiguously, else None."""
-    shape = spec.shape
-    if len(shape) != 4:
-        return None
-    if spec.format in LAYOUTS:
-        return spec.format
-    c_first, c_last = shape[1] == 3, shape[3] == 3
-    if c_first != c_last:
-        return "NCHW" if c_first else "NHWC"
-    return None
+    return input_layout_of(spec)
 
 
 def check_meta(meta, engine, meta_source):
@@ -106,40 +99,68 @@ def check_meta(meta, engine, meta_source):
             elif any(d not in (None, meta.image_size) for d in hw):
                 problem = (f"input {spec.name!r} is {list(spec.shape)} but metadata says "
                            f"image_size {meta.image_size}")
-    outputs = engine.outputs()     # may be empty until the first run (MindSpore Lite)
-    if problem is None and meta.class_names and outputs:
-        out = outputs[0]
-        classes = out.shape[-1] if out.shape else None
-        if out.shape and len(out.shape) == 4:       # (N, C, 1, 1) heads
-            classes = out.shape[1]
-        if classes is not None and classes != meta.num_classes:
-            problem = (f"output {out.name!r} has {classes} classes but metadata lists "
-                       f"{meta.num_classes} class names")
     if problem:
         raise MetadataError(f"model {engine.path} contradicts metadata {meta_source}: {problem}")
+    outputs = engine.outputs()     # may be empty until the first run (MindSpore Lite)
+    if outputs:
+        check_classes(meta, output_classes(outputs[0]), engine.path, meta_source,
+                      verb=f"output {outputs[0].name!r} has")
     return meta.layout
+
+
+def _with_labels(meta, meta_source, labels):
+    """`meta` with the class names `labels` (a list of str, or a labels file)."""
+    if isinstance(labels, (str, os.PathLike)):
+        source = os.fspath(labels)
+        names = read_labels(source)
+    else:
+        source = "<labels given by the caller>"
+        if not isinstance(labels, (list, tuple)):
+            raise MetadataError(source, f"must be a list of strings, not {type(labels).__name__}",
+                                "class_names")
+        names = labels
+    try:
+        meta = meta.replace(class_names=tuple(names))
+    except MetadataError as e:
+        raise MetadataError(source, e.problem, e.key) from None
+    return meta, f"{meta_source} with labels from {source}"
 
 
 class Classifier:
     """A model plus its metadata: `predict(image) -> [(label, score), ...]` (top-k)."""
 
-    def __init__(self, path, engine="auto", device="cpu", threads=None, top_k=5, meta=None):
-        self.model_path, meta_path = resolve(path)
+    def __init__(self, path, engine="auto", device="cpu", threads=None, top_k=5, meta=None, labels=None):
+        """`meta`: a ModelMeta or a metadata JSON file, instead of the model's own (see
+        runtime.metadata.find_meta); `labels`: class names (a list, or a file with one per line)
+        replacing the metadata's. A model without any metadata runs on defaults sized to its input
+        (runtime.metadata.default_meta), with a warning."""
+        self.model_path, run_folder = resolve(path)
         if meta is None:
-            meta = ModelMeta.load(meta_path)
+            meta, meta_source = find_meta(self.model_path, run_folder)
         elif isinstance(meta, (str, os.PathLike)):
-            meta_path = os.fspath(meta)
-            meta = ModelMeta.load(meta_path)
+            meta_source = os.fspath(meta)
+            meta = ModelMeta.load(meta_source)
+        elif isinstance(meta, ModelMeta):
+            meta_source = "<ModelMeta given by the caller>"
         else:
-            meta_path = "<ModelMeta given by the caller>"
-        self.meta = meta
-        self._meta_source = meta_path
+            raise TypeError(f"meta must be a ModelMeta or a path, not {type(meta).__name__}")
         self.top_k = int(top_k)
         if self.top_k < 1:
             raise ValueError(f"top_k must be at least 1, not {top_k}")
         self.engine = load(self.model_path, engine=None if engine == "auto" else engine,
                            device=device, threads=threads)
-        self.layout = check_meta(meta, self.engine, meta_path)
+        if meta is None:
+            inputs = self.engine.inputs()
+            if len(inputs) != 1:
+                raise MetadataError(f"{self.model_path} takes {len(inputs)} inputs; an image classifier "
+                                    "takes one")
+            meta = default_meta(inputs[0], self.model_path)
+            meta_source = f"defaults for {self.model_path} (it has no metadata)"
+        if labels is not None:
+            meta, meta_source = _with_labels(meta, meta_source, labels)
+        self.meta = meta
+        self._meta_source = meta_source
+        self.layout = check_meta(meta, self.engine, meta_source)
         self.preprocess = Preprocessor(meta, self.layout)
         spec = self.engine.inputs()[0]
         self._input = spec
@@ -174,10 +195,8 @@ class Classifier:
                 with self._lock:
                     result = self.engine.run({self._input.name: chunk})
             out = np.asarray(next(iter(result.values()))).reshape(len(chunk), -1)
-            if self.meta.class_names and out.shape[1] != self.meta.num_classes:
-                raise MetadataError(f"model {self.model_path} gives {out.shape[1]} scores but its "
-                                    f"metadata {self._meta_source} lists {self.meta.num_classes} "
-                                    "class names")
+            check_classes(self.meta, out.shape[1], self.model_path, self._meta_source,
+                          verb="gives", noun="scores")
             outs.append(out)
         return np.concatenate(outs)
 

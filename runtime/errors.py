@@ -58,4 +58,19 @@ class ImageError(ToolkitError):
 
 
 class MetadataError(ToolkitError):
-    """Model metadata is missing, malformed, or contradicts the model itself."""
+    """Model metadata is missing, malformed, or contradicts the model itself.
+
+    `MetadataError(source, problem, key=None)` names the file (or "<ModelMeta>" for an object built in
+    code) and the JSON key at fault: "m.json: key 'std': must be positive". The one-argument form
+    `MetadataError(message)` is kept for messages that already say everything.
+    """
+
+    def __init__(self, source, problem=None, key=None):
+        self.source = str(source)
+        self.problem = problem
+        self.key = key
+        if problem is None:
+            super().__init__(self.source)
+            return
+        where = f"{self.source}: key {key!r}" if key else self.source
+        super().__init__(f"{where}: {problem}")

@@ -29,23 +29,23 @@ toolkit train-head "$OUT/data/target" --out "$OUT/runs/head" --mode head \
 step "4. Evaluate (top-1, per-class, confusion matrix)"
 toolkit eval "$OUT/data/target" --run "$OUT/runs/head"
 
-step "5. Export MINDIR and ONNX (BatchNorm folded)"
+step "5. Export MINDIR and ONNX (BatchNorm folded; each file carries its own metadata)"
 toolkit export "$OUT/runs/head" --format mindir --out "$OUT/model/model.mindir"
-toolkit export "$OUT/runs/head" --format onnx --out "$OUT/model/model_onnx.onnx"
+toolkit export "$OUT/runs/head" --format onnx --out "$OUT/model/model.onnx"
 
 step "6. Convert to MindSpore Lite .ms: fp32, fp16 and int8 weights, each verified against the MINDIR"
 VAL="$OUT/data/target/val"
-toolkit convert "$OUT/model/model.mindir" -o "$OUT/model/model_fp32.ms" --verify 40 --images "$VAL"
+toolkit convert "$OUT/model/model.mindir" -o "$OUT/model/model.ms" --verify 40 --images "$VAL"
 toolkit convert "$OUT/model/model.mindir" -o "$OUT/model/model_fp16.ms" --fp16 --verify 40 --images "$VAL"
 toolkit convert "$OUT/model/model.mindir" -o "$OUT/model/model_int8.ms" --quant weight --verify 40 --images "$VAL"
 toolkit inspect "$OUT/model/model_int8.ms"
 
 step "7. Classify a few images on the device runtime with the converted .ms"
 first_images=$(for d in "$VAL"/*/; do ls "$d"* | head -n 1; done)
-toolkit predict "$OUT/model/model_fp32.ms" $first_images --top-k 2 --grid "$OUT/predictions.png"
+toolkit predict "$OUT/model/model.ms" $first_images --top-k 2 --grid "$OUT/predictions.png"
 
 step "8. Latency and accuracy of every engine available here (one process per row; absent devices listed)"
-toolkit bench "$OUT/model/model.mindir" "$OUT/model/model_onnx.onnx" "$OUT/model/model_fp32.ms" \
+toolkit bench "$OUT/model/model.mindir" "$OUT/model/model.onnx" "$OUT/model/model.ms" \
   "$OUT/model/model_fp16.ms" "$OUT/model/model_int8.ms" --threads 2 --warmup 2 --min-time 0.5 \
   --data "$VAL" --reference mindspore --markdown "$OUT/bench.md" --plot "$OUT/bench.png" --json "$OUT/bench.json"
 

@@ -24,7 +24,7 @@ def batch():
 def test_fused_network_matches_original_within_1e4th_relative(run, batch):
     rundir, net = run
     fused, meta = rundir.build_network("fused")
-    assert count_batchnorm(fused) == 0 and meta.class_names == CLASSES
+    assert count_batchnorm(fused) == 0 and list(meta.class_names) == CLASSES
     assert rel_diff(net(batch).asnumpy(), fused(batch).asnumpy()) <= 1e-4
 
 

@@ -56,8 +56,7 @@ def test_the_test_images_are_told_apart(reference):
 
 
 def test_softmax_is_not_applied_twice_when_the_model_outputs_probabilities(tiny, images):
-    raw_meta = ModelMeta.load(os.path.join(tiny.folder, "model.json"))
-    raw_meta.softmax = True
+    raw_meta = ModelMeta.load(os.path.join(tiny.folder, "model.json")).replace(softmax=True)
     raw = Classifier(tiny.onnx, meta=raw_meta, top_k=3).predict(images[0])
     logits = Classifier(tiny.onnx, top_k=3)
     x = logits.preprocess(images[0])[None]
@@ -99,9 +98,7 @@ def test_unreadable_image_names_the_file(tiny, tmp_path):
 def _copy_with_meta(tiny, tmp_path, **changes):
     model = tmp_path / "model.onnx"
     shutil.copy(tiny.onnx, model)
-    meta = ModelMeta.load(os.path.join(tiny.folder, "model.json"))
-    for k, v in changes.items():
-        setattr(meta, k, v)
+    meta = ModelMeta.load(os.path.join(tiny.folder, "model.json")).replace(**changes)
     meta.save(str(tmp_path / "model.json"))
     return str(model)
 
@@ -119,11 +116,18 @@ def test_metadata_that_contradicts_the_model_names_both(tiny, tmp_path, changes,
     assert needle in message and model in message and str(tmp_path / "model.json") in message
 
 
-def test_missing_metadata_names_the_sidecar(tiny, tmp_path):
+def test_a_model_without_metadata_runs_on_defaults_and_says_so(tiny, tmp_path, images, caplog):
+    """ImageNet preprocessing sized to the input (64 -> shorter side 73) and labels class_0..: the
+    tiny model's own metadata is exactly that plus class names, so the scores are the same."""
+    import logging
     model = tmp_path / "lonely.onnx"
     shutil.copy(tiny.onnx, model)
-    with pytest.raises(MetadataError, match="lonely.json"):
-        Classifier(str(model))
+    with caplog.at_level(logging.WARNING, logger="runtime.metadata"):
+        clf = Classifier(str(model), top_k=3)
+    assert str(model) in caplog.text and "lonely.onnx.json" in caplog.text and "labels=" in caplog.text
+    named = {f"class_{i}": name for i, name in enumerate(CLASSES)}
+    got = [(named[label], score) for label, score in clf.predict(images[0])]
+    assert got == Classifier(tiny.onnx, top_k=3).predict(images[0])
 
 
 @pytest.mark.parametrize("engine", ONNX_ENGINES)

@@ -52,7 +52,7 @@ def test_unsupported_onnx_ops_are_all_listed_with_node_names_and_nothing_is_writ
         convert(src, out)
     assert e.value.ops == [("erf_1", "Erf"), ("hswish_2", "HardSwish")]
     assert "erf_1 (Erf)" in str(e.value) and "hswish_2 (HardSwish)" in str(e.value)
-    assert not out.exists() and not (tmp_path / "bad_lite.json").exists()
+    assert not out.exists() and not (tmp_path / "bad_lite.ms.json").exists()
 
 
 def test_unsupported_mindir_ops_are_all_listed(tmp_path):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from runtime.metadata import ModelMeta
+from runtime.metadata import ModelMeta, find_meta, sidecar_path
 from runtime.msformat.model import QUANT_WEIGHT, TYPE_FLOAT16, TYPE_FLOAT32, TYPE_INT8
 from runtime.msformat.reader import read_ms
 from toolkit.cli import main
@@ -38,7 +38,7 @@ def test_default_is_fp32_with_nhwc_input_and_copied_metadata(tiny, fp32):
     assert all(t.data_type == TYPE_FLOAT32 for _, t in weights(m))
     size = tiny.x.shape[2]
     assert tuple(m.tensors[m.inputs[0]].dims) == (1, size, size, 3)
-    meta = ModelMeta.load(str(fp32)[:-3] + ".json")
+    meta = ModelMeta.load(sidecar_path(fp32))
     assert meta.class_names == tiny.meta.class_names and meta.layout == "NHWC"
     assert meta.input_name == m.tensors[m.inputs[0]].name
 
@@ -99,7 +99,7 @@ def test_input_shape_and_nchw_input_format(tiny, tmp_path):
     m = read_ms(out)
     assert tuple(m.tensors[m.inputs[0]].dims) == (2, 3, 48, 48)
     assert tuple(m.tensors[m.outputs[0]].dims) == (2, len(tiny.meta.class_names))
-    meta = json.load(open(str(out)[:-3] + ".json"))
+    meta = json.load(open(sidecar_path(out)))
     assert meta["layout"] == "NCHW" and meta["image_size"] == 48
 
 
@@ -115,8 +115,8 @@ def test_missing_sidecar_is_generated_and_said(tiny, tmp_path):
     r = run(src, "-o", tmp_path / "bare_lite.ms")
     assert r.exit_code == 0, r.output
     assert "generated" in r.output
-    meta = ModelMeta.load(str(tmp_path / "bare_lite.json"))
-    assert meta.image_size == tiny.x.shape[2] and meta.class_names == []
+    meta = ModelMeta.load(sidecar_path(tmp_path / "bare_lite.ms"))
+    assert meta.image_size == tiny.x.shape[2] and meta.class_names == ()
 
 
 @pytest.mark.parametrize("args, message", [
@@ -161,11 +161,24 @@ def test_existing_output_is_replaced_only_on_success(tiny, tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []   # no temp files left
 
 
-def test_output_whose_sidecar_is_the_source_s_is_refused(tiny, tmp_path):
+def test_output_of_the_source_s_stem_has_its_own_metadata_and_legacy_json_is_untouched(tiny, tmp_path):
+    """convert model.onnx -o model.ms in one folder: model.ms.json is written, the legacy model.json
+    (which the source used) stays as it was."""
     src = tmp_path / "model.onnx"
     src.write_bytes(open(tiny.onnx, "rb").read())
     tiny.meta.save(str(tmp_path / "model.json"))
     before = (tmp_path / "model.json").read_text()
     r = run(src, "-o", tmp_path / "model.ms")
-    assert r.exit_code == 1 and "choose another output name" in r.output
-    assert (tmp_path / "model.json").read_text() == before and not (tmp_path / "model.ms").exists()
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "model.json").read_text() == before
+    meta, source = find_meta(tmp_path / "model.ms")
+    assert source == sidecar_path(tmp_path / "model.ms") and meta.layout == "NHWC"
+    assert meta.class_names == tiny.meta.class_names
+
+
+def test_output_that_is_the_source_itself_is_refused(tiny, tmp_path):
+    src = tmp_path / "a.ms"
+    src.write_bytes(b"previous")
+    r = run(src, "-o", src)
+    assert r.exit_code == 1 and "is the source file itself" in r.output
+    assert src.read_bytes() == b"previous"

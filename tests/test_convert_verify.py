@@ -125,7 +125,7 @@ def test_cli_exits_non_zero_and_writes_nothing_when_verification_fails(tiny, tmp
     r = run(tiny.mindir, "-o", out, "--verify", "2")
     assert r.exit_code == 1
     assert "FAIL" in r.output and "was not written" in r.output
-    assert out.read_bytes() == b"previous" and not (tmp_path / "m.json").exists()
+    assert out.read_bytes() == b"previous" and not (tmp_path / "m.ms.json").exists()
 
 
 def test_verify_refuses_an_empty_image_folder(tiny, tmp_path):

@@ -1,14 +1,16 @@
-"""Export a run's network to MINDIR, ONNX or AIR, with its metadata sidecar, atomically.
+"""Export a run's network to MINDIR, ONNX or AIR, with its metadata, atomically.
+
+The metadata belongs to the written file (runtime.metadata.save_model): inside it for ONNX
+(metadata_props), else in its own sidecar `OUT.mindir.json` bound to the file by its sha256, so
+`model.mindir` and `model.onnx` can sit in one folder.
 
 Every export builds a fresh network from the run folder (MindSpore cannot export the same network to
 ONNX twice in one process). With fuse_bn the BatchNorm-folded variant is exported, so the file has no
 BatchNorm node (exporters do not fold it themselves). The written file is read back and checked:
 BatchNorm count, and (verify=True) its outputs against the network on a random batch.
 """
-import dataclasses
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import Optional
 
@@ -16,7 +18,8 @@ import numpy as np
 
 from runtime.errors import EngineUnavailableError, ToolkitError
 from runtime.formats import DEVICES, FORMATS_BY_NAME
-from runtime.metadata import resize_for, sidecar_path
+from runtime.atomic import remove_stale_temps, temp_for
+from runtime.metadata import resize_for, save_model
 
 from .run_dir import RunDir
 
@@ -139,17 +142,9 @@ def run_exported(path, x):
 
 
 def default_name(fmt, softmax=False, fuse_bn=True):
-    """`model_onnx.onnx`, `model_mindir_softmax_bn.mindir`: one stem per variant, because the metadata
-    sidecar (`stem.json`) is shared by every file with the same stem."""
-    return f"model_{fmt.name}{'_softmax' if softmax else ''}{'' if fuse_bn else '_bn'}{fmt.suffix}"
-
-
-def _sidecar_conflict(out):
-    """Another model file whose sidecar `out` would overwrite, or None."""
-    from runtime.formats import FORMATS
-    stem = os.path.splitext(out)[0]
-    others = [stem + f.suffix for f in FORMATS if stem + f.suffix != out]
-    return next((p for p in others if os.path.exists(p)), None)
+    """`model.onnx`, `model_softmax_bn.mindir`: one name per variant; the format is the suffix (each
+    file carries its own metadata, so `model.mindir` and `model.onnx` coexist)."""
+    return f"model{'_softmax' if softmax else ''}{'' if fuse_bn else '_bn'}{fmt.suffix}"
 
 
 def export_run(run_dir, fmt="mindir", fuse_bn=True, softmax=False, batch_size=1, image_size=None,
@@ -167,22 +162,13 @@ def export_run(run_dir, fmt="mindir", fuse_bn=True, softmax=False, batch_size=1,
         out = os.path.join(out, default_name(fmt, softmax, fuse_bn))
     if not out.endswith(fmt.suffix):
         raise ExportError(f"{out}: the output of a {fmt.name} export must end with {fmt.suffix}")
-    other = _sidecar_conflict(out)
-    if other:
-        raise ExportError(f"{out}: its metadata sidecar {sidecar_path(out)} belongs to {other}; "
-                          "choose another name")
-    if os.path.abspath(sidecar_path(out)) == os.path.abspath(run.model_json):
-        raise ExportError(f"{out}: its metadata sidecar would replace the run's model.json; "
-                          "choose another name")
     net = build_export_network(run, fuse_bn)
     if softmax:
         net = with_softmax(net)
     net.set_train(False)
     x = np.random.default_rng(0).normal(0, 1, (batch_size, 3, image_size, image_size)).astype(np.float32)
-    folder = os.path.dirname(os.path.abspath(out))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(out) + ".", suffix=fmt.suffix, dir=folder)
-    os.close(fd)
+    remove_stale_temps(out)                    # left by an export killed mid-write
+    tmp = temp_for(out, suffix=fmt.suffix)     # MindSpore wants the format's suffix
     try:
         write_model(net, ms.Tensor(x), fmt, tmp)
         n_bn = batchnorm_nodes(tmp) if fmt.name in ("mindir", "onnx") else 0
@@ -196,12 +182,12 @@ def export_run(run_dir, fmt="mindir", fuse_bn=True, softmax=False, batch_size=1,
             if diff > VERIFY_TOL:
                 raise ExportError(f"exported {fmt.name} differs from the network: {diff:.2e} relative")
         input_name = _input_name(tmp)
-        os.replace(tmp, out)
+        out_meta = meta.replace(image_size=image_size, resize=resize_for(image_size),
+                                softmax=bool(softmax), input_name=input_name)
+        with open(tmp, "rb") as f:
+            model_bytes = f.read()
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    out_meta = dataclasses.replace(meta, image_size=image_size, resize=resize_for(image_size),
-                                   softmax=bool(softmax), input_name=input_name)
-    meta_path = sidecar_path(out)
-    out_meta.save(meta_path)
+    meta_path = save_model(out, model_bytes, out_meta)
     return ExportResult(out, meta_path, out_meta, n_bn, diff)

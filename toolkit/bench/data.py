@@ -1,7 +1,7 @@
 """Top-1 accuracy of one row on an ImageFolder (class sub-folders), for `toolkit bench --data`.
 
 Images are preprocessed exactly as the runtime does it for this model (runtime.preprocess.Preprocessor
-driven by the model's sidecar metadata; ImageNet defaults sized to the input when there is none), then
+driven by the model's own metadata; runtime.metadata.default_meta when there is none), then
 run through the row's engine at the row's batch. The worker returns the predictions so the harness can
 compute agreement with a reference row.
 """
@@ -9,7 +9,8 @@ import os
 
 import numpy as np
 
-from runtime.errors import ToolkitError
+from runtime.errors import MetadataError, ToolkitError
+from runtime.metadata import check_classes, default_meta, input_layout_of, output_classes
 
 
 class BenchDataError(ToolkitError):
@@ -49,17 +50,14 @@ def class_index_map(folder_classes, meta):
 
 
 def _meta_for(engine, meta):
-    """The model's metadata, or defaults sized to the model's input when it has no sidecar."""
+    """The model's metadata, or the runtime's defaults for a model without any
+    (runtime.metadata.default_meta: ImageNet preprocessing sized to the model's input)."""
     if meta is not None:
         return meta
-    from runtime.metadata import ModelMeta, resize_for
-    spec = engine.inputs()[0]
-    layout = input_layout(spec, ModelMeta())
-    size = spec.shape[2] if layout == "NCHW" else spec.shape[1]
-    if not size:
-        raise BenchDataError(f"{engine.path}: no metadata sidecar and a dynamic input size; cannot "
-                             "preprocess images for it")
-    return ModelMeta(image_size=size, resize=resize_for(size), layout=layout)
+    try:
+        return default_meta(engine.inputs()[0], engine.path)
+    except MetadataError as e:
+        raise BenchDataError(f"cannot preprocess images for it: {e}") from None
 
 
 def preprocessor(meta, layout):
@@ -73,12 +71,8 @@ def preprocessor(meta, layout):
 
 def input_layout(spec, meta):
     """NCHW/NHWC as the model's input really is: its declared format, else its 3-channel axis, else the
-    metadata (a sidecar shared by several files of one run may describe another file's layout)."""
-    if spec.format in ("NCHW", "NHWC"):
-        return spec.format
-    if len(spec.shape) == 4 and (spec.shape[1] == 3) != (spec.shape[3] == 3):
-        return "NCHW" if spec.shape[1] == 3 else "NHWC"
-    return meta.layout
+    metadata (a legacy sidecar shared by several files of one stem may describe another file's layout)."""
+    return input_layout_of(spec) or meta.layout
 
 
 def evaluate_folder(engine, root, meta, batch):
@@ -87,6 +81,9 @@ def evaluate_folder(engine, root, meta, batch):
     meta = _meta_for(engine, meta)
     to_model = class_index_map(classes, meta)
     spec = engine.inputs()[0]
+    outputs = engine.outputs()
+    if outputs:                       # the same model/metadata check as runtime.Classifier
+        check_classes(meta, output_classes(outputs[0]), engine.path, "its metadata")
     prep = preprocessor(meta, input_layout(spec, meta))
     fixed = spec.shape[0] if spec.shape else None
     chunk = fixed if fixed is not None else batch
@@ -96,8 +93,9 @@ def evaluate_folder(engine, root, meta, batch):
         x = np.stack([prep(p) for p, _ in part]).astype(spec.dtype)
         if len(part) < chunk and fixed is not None:       # pad a fixed-batch model's last chunk
             x = np.concatenate([x, np.zeros((chunk - len(part),) + x.shape[1:], x.dtype)])
-        out = next(iter(engine.run({spec.name: x}).values()))
-        preds.extend(int(i) for i in np.asarray(out).reshape(chunk, -1)[:len(part)].argmax(axis=1))
+        out = np.asarray(next(iter(engine.run({spec.name: x}).values()))).reshape(chunk, -1)
+        check_classes(meta, out.shape[1], engine.path, "its metadata", verb="gives", noun="scores")
+        preds.extend(int(i) for i in out[:len(part)].argmax(axis=1))
     labels = [to_model[label] for _, label in samples]
     top1 = float(np.mean([p == t for p, t in zip(preds, labels)]))
     return {"images": len(samples), "top1": top1, "predictions": preds, "labels": labels}

@@ -147,10 +147,9 @@ def _static_dim(spec, axis, dim, meta):
 
 
 def load_meta(model):
-    """The model's sidecar metadata, or None when there is none."""
-    from runtime.metadata import ModelMeta, sidecar_path
-    path = sidecar_path(model)
-    return ModelMeta.load(path) if os.path.isfile(path) else None
+    """The model's own metadata (runtime.metadata.find_meta), or None when it has none."""
+    from runtime.metadata import find_meta
+    return find_meta(model)[0]
 
 
 APIS = {}

@@ -33,7 +33,8 @@ class ShapeType(click.ParamType):
 @click.command("convert")
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="Output .ms file (replaced only after a fully successful conversion).")
+              help="Output .ms file (replaced, with its OUT.ms.json metadata, only after a fully "
+                   "successful conversion; may share the source's stem: model.mindir -> model.ms).")
 @click.option("--fp16", is_flag=True, help="Store weights as float16 (half the size).")
 # Full int8 quantization (activations calibrated on images) is not built: the .ms engine does not
 # execute int8 activations yet, so a converted file could not be verified. Only "weight" is offered.
@@ -55,7 +56,7 @@ class ShapeType(click.ParamType):
               help="Verification images (ImageFolder or a folder of images) instead of random ones.")
 def convert(model, output, fp16, quant, quant_mode, min_quant_weight_size,
             min_quant_weight_channel, input_shape, input_format, verify, images):
-    """Convert a MINDIR or ONNX MODEL to a MindSpore Lite .ms file (plus OUT.json metadata)."""
+    """Convert a MINDIR or ONNX MODEL to a MindSpore Lite .ms file (plus its metadata, OUT.ms.json)."""
     from converters import ConvertOptions
     from converters import convert as run_convert
     from converters.errors import VerificationFailed

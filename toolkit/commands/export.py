@@ -1,4 +1,5 @@
-"""`toolkit export`: a run's network as MINDIR / ONNX / AIR plus its metadata sidecar."""
+"""`toolkit export`: a run's network as MINDIR / ONNX / AIR with its metadata (inside an ONNX file,
+else in the file's own sidecar OUT.mindir.json)."""
 import os
 
 import click
@@ -29,16 +30,17 @@ def _check_out(ctx, param, value):
 @click.option("--image-size", type=click.IntRange(8, 8192), default=None,
               help="Input side in pixels [default: the run's image size].")
 @click.option("--out", type=click.Path(dir_okay=True), default=None, callback=_check_out,
-              help="Output file or folder [default: RUN_DIR/export/model_<format>[_softmax][_bn].<suffix>].")
+              help="Output file or folder [default: RUN_DIR/export/model[_softmax][_bn].<suffix>].")
 @click.option("--verify/--no-verify", default=True, show_default=True,
               help="Run the written file and compare it with the network.")
 def export(run_dir, fmt, fuse_bn, softmax, batch_size, image_size, out, verify):
-    """Export RUN_DIR's best network (fresh build from its checkpoints) and write OUT.json beside it."""
+    """Export RUN_DIR's best network (fresh build from its checkpoints) with its metadata: inside an
+    ONNX file, in OUT.mindir.json / OUT.air.json otherwise."""
     from toolkit.export import export_run
     result = export_run(run_dir, fmt, fuse_bn=fuse_bn, softmax=softmax, batch_size=batch_size,
                         image_size=image_size, out=out, verify=verify)
     m = result.meta
-    click.echo(f"wrote {result.path} ({os.path.getsize(result.path) / 1e6:.2f} MB) and {result.meta_path}")
+    click.echo(f"wrote {result.path} ({os.path.getsize(result.path) / 1e6:.2f} MB), metadata in {result.meta_path}")
     click.echo(f"  input [{batch_size}, 3, {m.image_size}, {m.image_size}] {m.layout} {m.channel_order}, "
                f"{m.num_classes} classes, output {'probabilities' if m.softmax else 'logits'}, "
                f"BatchNorm nodes: {result.batchnorm_nodes}")

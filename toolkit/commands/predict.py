@@ -1,6 +1,8 @@
 """`toolkit predict MODEL IMAGES_OR_DIRS...`: classify images through the embeddable runtime.
 
-The model is a .ms, .onnx or .mindir file with its sidecar metadata, or a run folder. Folders of
+The model is a .ms, .onnx or .mindir file with its metadata (runtime.metadata.find_meta: its own
+OUT.ms.json sidecar, inside an ONNX file, a legacy stem.json), or a run folder; --meta FILE and
+--labels FILE give metadata or class names for a model without them. Folders of
 images are walked; when an image's parent folder is one of the model's classes, the prediction is
 scored against it (table column, accuracy line, and green/red cells in --grid).
 """
@@ -66,8 +68,15 @@ def _table(rows, top_k):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--grid", type=GridPath(dir_okay=False, writable=True), default=None,
               help="Write a picture of the images with their predicted labels (.png/.jpg).")
-def predict(model, images, top_k, engine, device, threads, as_json, grid):
-    """Classify IMAGES_OR_DIRS with MODEL (a .ms/.onnx/.mindir file with its .json, or a run folder)."""
+@click.option("--meta", "meta_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Metadata JSON to use instead of the model's own (preprocessing and labels).")
+@click.option("--labels", "labels_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Class names, one per line, replacing the metadata's (or the class_N defaults).")
+def predict(model, images, top_k, engine, device, threads, as_json, grid, meta_file, labels_file):
+    """Classify IMAGES_OR_DIRS with MODEL (a .ms/.onnx/.mindir file or a run folder).
+
+    A model without metadata runs with ImageNet preprocessing sized to its input and labels class_0,
+    class_1, ... (a warning says so); give --meta or --labels to do better."""
     from runtime.classifier import Classifier
     from runtime.errors import ImageError
     from runtime.images import list_images, load_rgb
@@ -75,7 +84,8 @@ def predict(model, images, top_k, engine, device, threads, as_json, grid):
     paths = list_images(images)
     if not paths:
         raise click.UsageError(f"no image files found in {', '.join(images)}")
-    clf = Classifier(model, engine=engine, device=device, threads=threads, top_k=top_k)
+    clf = Classifier(model, engine=engine, device=device, threads=threads, top_k=top_k,
+                     meta=meta_file, labels=labels_file)
     classes = set(clf.labels)
     rows, errors, grid_items = [], [], []
     for path in paths:

@@ -9,7 +9,7 @@ from runtime.metadata import ModelMeta, resize_for
 
 def model_meta(cfg, class_names):
     return ModelMeta(arch=cfg.arch, width=float(cfg.width), image_size=int(cfg.image_size),
-                     resize=resize_for(cfg.image_size), class_names=list(class_names))
+                     resize=resize_for(cfg.image_size), class_names=tuple(class_names))
 
 
 def finalize(run, net, head_prefix, save_fp16):
