@@ -71,13 +71,11 @@ def preprocessor(meta, layout):
 
 
 def input_layout(spec, meta):
-    """NCHW/NHWC as the model's input really is: its declared format, else its 3-channel axis, else the
-    metadata (a sidecar shared by several files of one run may describe another file's layout)."""
-    if spec.format in ("NCHW", "NHWC"):
-        return spec.format
-    if len(spec.shape) == 4 and (spec.shape[1] == 3) != (spec.shape[3] == 3):
-        return "NCHW" if spec.shape[1] == 3 else "NHWC"
-    return meta.layout
+    """NCHW/NHWC as the model's input really is (runtime.engines.layout.image_layout: its declared
+    format, else its channel axis), else the metadata (a sidecar shared by several files of one run
+    may describe another file's layout)."""
+    from runtime.engines.layout import image_layout
+    return image_layout(spec) or meta.layout
 
 
 def evaluate_folder(engine, root, meta, batch):
@@ -85,18 +83,16 @@ def evaluate_folder(engine, root, meta, batch):
     classes, samples = list_image_folder(root)
     meta = _meta_for(engine, meta)
     to_model = class_index_map(classes, meta)
+    from runtime.engines.batching import fixed_batch, run_batched
     spec = engine.inputs()[0]
     prep = preprocessor(meta, input_layout(spec, meta))
-    fixed = spec.shape[0] if spec.shape else None
-    chunk = fixed if fixed is not None else batch
+    chunk = fixed_batch(spec) or batch        # images preprocessed per engine call, not all at once
     preds = []
     for start in range(0, len(samples), chunk):
         part = samples[start:start + chunk]
         x = np.stack([prep(p) for p, _ in part]).astype(spec.dtype)
-        if len(part) < chunk and fixed is not None:       # pad a fixed-batch model's last chunk
-            x = np.concatenate([x, np.zeros((chunk - len(part),) + x.shape[1:], x.dtype)])
-        out = next(iter(engine.run({spec.name: x}).values()))
-        preds.extend(int(i) for i in np.asarray(out).reshape(chunk, -1)[:len(part)].argmax(axis=1))
+        out = run_batched(engine, x, max_batch=chunk)     # pads a fixed-batch model's last chunk
+        preds.extend(int(i) for i in out.reshape(len(part), -1).argmax(axis=1))
     labels = [to_model[label] for _, label in samples]
     top1 = float(np.mean([p == t for p, t in zip(preds, labels)]))
     return {"images": len(samples), "top1": top1, "predictions": preds, "labels": labels}
