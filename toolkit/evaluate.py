@@ -16,6 +16,7 @@ import numpy as np
 
 from runtime.atomic import atomic_path, atomic_write_text
 from runtime.errors import EngineUnavailableError, ToolkitError
+from runtime.registry import registrar
 
 from .data.errors import DatasetError
 from .data.folder import scan_dataset
@@ -25,40 +26,32 @@ from .run_dir import RunDir
 log = logging.getLogger(__name__)
 PARITY_TOL = 1e-4                  # max |ort - mindspore| / max |mindspore| on the first batch
 ENGINES = {}
-
-
-def engine(name):
-    def register(fn):
-        ENGINES[name] = fn
-        return fn
-    return register
+engine = registrar(ENGINES, "evaluation engine")
 
 
 @engine("mindspore")
 def _mindspore_predictor(net, batch_size, image_size):
+    """The network itself (nothing exported): the reference every other engine is checked against."""
     import mindspore as ms
     return lambda x: net(ms.Tensor(x)).asnumpy()
 
 
 @engine("onnxruntime")
 def _ort_predictor(net, batch_size, image_size):
-    """Export the (fresh) network to ONNX in a temp folder and run it; pads the short last batch."""
+    """Export the (fresh) network to ONNX at `batch_size` in a temp folder and run it through
+    runtime.load; run_batched pads the short last batch."""
     import mindspore as ms
-    import onnxruntime as ort
+
+    import runtime
+    from runtime.engines.batching import run_batched
     from runtime.formats import FORMATS_BY_NAME
-    from .export import INPUT_NAME, write_model
+    from .export import write_model
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "eval.onnx")
         x = ms.Tensor(np.zeros((batch_size, 3, image_size, image_size), np.float32))
         write_model(net, x, FORMATS_BY_NAME["onnx"], path)
-        sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-
-    def predict(x):
-        n = len(x)
-        if n < batch_size:
-            x = np.concatenate([x, np.zeros((batch_size - n,) + x.shape[1:], x.dtype)])
-        return sess.run(None, {INPUT_NAME: x})[0][:n]
-    return predict
+        eng = runtime.load(path, engine="onnxruntime", device="cpu")
+    return lambda x: run_batched(eng, x)
 
 
 @dataclass

@@ -79,28 +79,18 @@ def export_onnx(feature_net, image_size, path, batch):
 
 
 class OrtExtractor:
+    """The exported backbone on the "onnxruntime" engine (runtime.load: the device is the one asked
+    for or an EngineUnavailableError, never another); the fixed batch is padded by run_batched."""
     name = "onnxruntime"
 
     def __init__(self, onnx_path, batch, device="cpu"):
-        import onnxruntime as ort
-        provider = {"cpu": "CPUExecutionProvider", "gpu": "CUDAExecutionProvider"}.get(device)
-        if provider not in ort.get_available_providers():
-            raise EngineUnavailableError(f"onnxruntime on {device}", ort.get_available_providers())
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(onnx_path, options, providers=[provider])
-        self.input = self.session.get_inputs()[0].name
+        import runtime
+        self.engine = runtime.load(onnx_path, engine="onnxruntime", device=device)
         self.batch = int(batch)
 
     def __call__(self, batch):
-        out = []
-        for start in range(0, len(batch), self.batch):
-            chunk = np.ascontiguousarray(batch[start:start + self.batch], np.float32)
-            n = len(chunk)
-            if n < self.batch:
-                chunk = np.concatenate([chunk, np.zeros((self.batch - n,) + chunk.shape[1:], np.float32)])
-            out.append(self.session.run(None, {self.input: chunk})[0][:n])
-        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+        from runtime.engines.batching import run_batched
+        return run_batched(self.engine, np.ascontiguousarray(batch, np.float32), max_batch=self.batch)
 
 
 class MindSporeExtractor:
