@@ -89,13 +89,18 @@ def _label_map(data_classes, model_classes, root):
 
 
 def _choose_engine(name):
-    from runtime.engines import is_importable
+    """The evaluation engine: installed means every package its runtime.formats.ENGINES entry needs."""
+    from runtime.engines import engine_importable
+    from runtime.formats import ENGINES_BY_NAME
+
+    def installed(e):
+        return engine_importable(ENGINES_BY_NAME[e])
     if name == "auto":
-        return "onnxruntime" if is_importable("onnxruntime") else "mindspore"
+        return "onnxruntime" if installed("onnxruntime") else "mindspore"
     if name not in ENGINES:
         raise ToolkitError(f"unknown engine {name!r}; choose from auto, {', '.join(ENGINES)}")
-    if not is_importable(name):
-        raise EngineUnavailableError(name, [e for e in ENGINES if is_importable(e)], "not installed")
+    if not installed(name):
+        raise EngineUnavailableError(name, [e for e in ENGINES if installed(e)], "not installed")
     return name
 
 

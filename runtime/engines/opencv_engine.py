@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from ..errors import ModelFormatError, ToolkitError
-from .base import Engine, TensorSpec, check_device
+from .base import Engine, TensorSpec
 from .layout import with_layout
 
 # onnx TensorProto.DataType -> numpy dtype name
@@ -111,8 +111,7 @@ class OpenCVDnnEngine(Engine):
     name = "opencv"
 
     def __init__(self, path, device="cpu", threads=None):
-        super().__init__(path, device, threads)      # refuses devices the ENGINES entry lacks
-        check_device(self.name, device, ["cpu"])     # this build's DNN module targets the CPU
+        super().__init__(path, device, threads)      # ENGINES lists cpu only: others are refused
         inputs, self._outputs = onnx_io(path)
         self._inputs = [with_layout(s) for s in inputs]
         try:

@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from runtime.errors import EngineUnavailableError, ToolkitError
+from runtime.formats import ENGINES_BY_NAME
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +131,9 @@ def check_parity(ort_extractor, ms_extractor, images):
 
 def choose_engine(requested, device):
     """'auto' picks onnxruntime on CPU when installed, else MindSpore on the training device."""
-    from runtime.engines import is_importable
-    have_ort = is_importable("onnxruntime") and is_importable("onnx")
+    from runtime.engines import engine_importable, is_importable
+    # the engine's own packages (its ENGINES entry), plus onnx, which exports the backbone
+    have_ort = engine_importable(ENGINES_BY_NAME["onnxruntime"]) and is_importable("onnx")
     if requested == "auto":
         return "onnxruntime" if device == "cpu" and have_ort else "mindspore"
     if requested == "onnxruntime" and not have_ort:
@@ -155,7 +157,11 @@ def make_extractor(engine, arch, width, arrays, image_size, device, workdir, che
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         path = export_onnx(build_feature_net(arch, width, arrays), image_size,
                            os.path.join(tmp, "backbone.onnx"), batch)
-        extractor = OrtExtractor(path, batch, "gpu" if device == "gpu" else "cpu")
+        # onnxruntime has no Ascend provider (ENGINES lists cpu, gpu): an explicit onnxruntime
+        # extraction in an Ascend run uses the host CPU, recorded in info["device"].
+        ort_device = device if device in ENGINES_BY_NAME["onnxruntime"].devices else "cpu"
+        extractor = OrtExtractor(path, batch, ort_device)
+        info["device"] = extractor.engine.device
     info["export_s"] = round(time.perf_counter() - t0, 3)
     if check_images is not None and len(check_images):
         reference = MindSporeExtractor(ms_net, pynative=True)
