@@ -5,6 +5,11 @@ On CPU onnxruntime runs MobileNetV2 tens of times faster than MindSpore with the
 after a check on a few real images that its features equal MindSpore's within a tolerance.
 MindSpore's ONNX export fails on a second export of the same network object in one process, so
 every export builds a fresh network and copies the weights into it.
+
+The exported file runs through runtime.load (the "onnxruntime" engine: the device asked for or an
+EngineUnavailableError) and runtime.engines.batching.run_batched. The MindSpore extractor is the live
+network cell on the training device, not a model file: nothing is exported for it, and it is the
+reference the onnxruntime features are checked against.
 """
 import logging
 import os
