@@ -1,7 +1,8 @@
 """Prove a conversion numerically: run the source model and the `.ms` on the same inputs.
 
-The source runs on its own framework (MINDIR through MindSpore's GraphCell, ONNX through
-onnxruntime); the `.ms` runs on the project's `.ms` engine. Thresholds (from the issue):
+The source runs on its own framework through runtime.load (MINDIR on the "mindspore" engine, ONNX on
+"onnxruntime"), so the device rule and typed errors are the runtime's; the `.ms` runs on the project's
+`.ms` engine. Both go through runtime.engines.batching.run_batched. Thresholds (from the issue):
 fp32 -> max |diff| <= 1e-4 x the source output's range; fp16 / int8 weights -> top-1 agreement
 >= 99%. Inputs are random images (uniform pixels, normalised with the model's metadata) or real
 images from a folder, preprocessed by runtime.preprocess from the same metadata.
@@ -13,7 +14,8 @@ from typing import List
 
 import numpy as np
 
-from runtime.errors import ModelFormatError
+from runtime.engines.batching import run_batched
+from runtime.errors import ToolkitError
 
 from .errors import ConversionError
 from .registry import registrar
@@ -27,29 +29,17 @@ source_runner = registrar(SOURCE_RUNNERS, "source runner")
 
 
 @source_runner("mindir")
-def _mindir_runner(path):
-    import mindspore as ms
-    from mindspore import nn
-    ms.set_context(mode=ms.GRAPH_MODE)
-    try:
-        cell = nn.GraphCell(ms.load(path))
-    except Exception as e:
-        raise ModelFormatError(path, f"MindSpore cannot load it: {e}") from None
-    return lambda x: cell(ms.Tensor(x)).asnumpy()
+def _mindir_source(path):
+    """MINDIR on MindSpore itself, on the device this process's MindSpore already uses."""
+    import runtime
+    from runtime.engines.mindspore_engine import process_device
+    return runtime.load(path, engine="mindspore", device=process_device())
 
 
 @source_runner("onnx")
-def _onnx_runner(path):
-    import onnxruntime as ort
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    try:
-        sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
-        raise ConversionError(f"{path}: onnxruntime cannot load the source model to verify "
-                              f"against: {e}") from None
-    name = sess.get_inputs()[0].name
-    return lambda x: sess.run(None, {name: x})[0]
+def _onnx_source(path):
+    import runtime
+    return runtime.load(path, engine="onnxruntime", device="cpu")
 
 
 @dataclass
@@ -118,17 +108,15 @@ def verify(source_path, source_format, ms_path, meta, precision="fp32", n=8, ima
         raise ConversionError(f"{ms_path}: verification needs a static 4-D image input, got {shape}")
     nchw = shape if input_layout == "NCHW" else (shape[0], shape[3], shape[1], shape[2])
     batches, desc = _inputs(meta, nchw, n, images, seed)
-    run_source = SOURCE_RUNNERS[source_format](source_path)
-    src_out, ms_out = [], []
-    for x in batches:
-        try:
-            src_out.append(np.asarray(run_source(x), np.float64))
-        except Exception as e:  # the source framework's own error types vary
-            raise ConversionError(f"{source_path}: the source model cannot run on input "
-                                  f"{list(x.shape)}: {type(e).__name__}: {e}") from None
-        feed = x if input_layout == "NCHW" else np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-        ms_out.append(np.asarray(next(iter(engine.run([feed]).values())), np.float64))
-    a, b = np.concatenate(src_out), np.concatenate(ms_out)
+    x = np.concatenate(batches)
+    source = SOURCE_RUNNERS[source_format](source_path)
+    try:
+        a = np.asarray(run_batched(source, x), np.float64)
+    except ToolkitError as e:
+        raise ConversionError(f"{source_path}: the source model cannot run on input "
+                              f"{list(batches[0].shape)}: {e}") from None
+    feed = x if input_layout == "NCHW" else np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    b = np.asarray(run_batched(engine, feed), np.float64)
     if a.shape != b.shape:
         raise ConversionError(f"output shapes differ: source {a.shape}, .ms {b.shape}")
     diff = float(np.abs(a - b).max())

@@ -7,8 +7,8 @@
     clf.engine                                   # the raw-tensor engine (runtime.engines.base)
 
 Thread safety: preprocessing runs in the calling thread; the engine call is serialised by a lock
-unless the engine declares `thread_safe = True` (onnxruntime sessions are; OpenCV DNN nets and
-MindSpore cells are not), so one Classifier can be shared by a pool of threads.
+unless the engine's runtime.formats.ENGINES entry says `thread_safe` (onnxruntime sessions are;
+OpenCV DNN nets and MindSpore cells are not), so one Classifier can be shared by a pool of threads.
 """
 import os
 import threading
@@ -16,18 +16,16 @@ import threading
 import numpy as np
 
 from .engines import load
+from .engines.batching import MAX_BATCH, run_batched
+from .engines.layout import image_layout
 from .errors import MetadataError, ModelFormatError
 from .formats import FORMATS_BY_SUFFIX
-from .metadata import (ModelMeta, check_classes, default_meta, find_meta, input_layout_of,
-                       output_classes, read_labels)
+from .metadata import (ModelMeta, check_classes, default_meta, find_meta, output_classes,
+                       read_labels)
 from .preprocess import Preprocessor
 
 # In a run folder with several exported models, the first present is used (fastest engines first).
 RUN_FOLDER_PREFERENCE = ("onnx", "ms", "mindir")
-MAX_BATCH = 32
-# Engines whose run() may be called concurrently, for engine classes that do not say so themselves
-# (onnxruntime documents InferenceSession.run as thread-safe; the .ms engine runs on it).
-THREAD_SAFE_ENGINES = {"onnxruntime", "ms-engine"}
 
 
 def _models_in(folder):
@@ -73,11 +71,6 @@ def softmax(x):
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def _image_layout(spec):
-    """'NCHW'/'NHWC' when the input shape says so unambiguously, else None."""
-    return input_layout_of(spec)
-
-
 def check_meta(meta, engine, meta_source):
     """The layout to feed; raises MetadataError naming both files when they disagree."""
     inputs = engine.inputs()
@@ -88,7 +81,7 @@ def check_meta(meta, engine, meta_source):
     if len(spec.shape) != 4:
         problem = f"input {spec.name!r} has shape {list(spec.shape)}, not an image batch"
     else:
-        layout = _image_layout(spec) or meta.layout
+        layout = image_layout(spec) or meta.layout
         if layout != meta.layout:
             problem = f"input {spec.name!r} is {layout} {list(spec.shape)} but metadata says {meta.layout}"
         else:
@@ -165,10 +158,7 @@ class Classifier:
         spec = self.engine.inputs()[0]
         self._input = spec
         self._batch_dim = spec.shape[0]
-        safe = getattr(self.engine, "thread_safe", None)
-        if safe is None:
-            safe = getattr(self.engine, "name", None) in THREAD_SAFE_ENGINES
-        self._lock = None if safe else threading.Lock()
+        self._lock = None if self.engine.thread_safe else threading.Lock()
 
     @property
     def device(self):
@@ -183,22 +173,12 @@ class Classifier:
         return names[index] if index < len(names) else f"class_{index}"
 
     def infer(self, batch):
-        """Raw scores (N, classes) for a preprocessed batch; respects fixed batch sizes."""
-        fixed = self._batch_dim
-        step = fixed if fixed else MAX_BATCH
-        outs = []
-        for i in range(0, len(batch), step):
-            chunk = batch[i:i + step]
-            if self._lock is None:
-                result = self.engine.run({self._input.name: chunk})
-            else:
-                with self._lock:
-                    result = self.engine.run({self._input.name: chunk})
-            out = np.asarray(next(iter(result.values()))).reshape(len(chunk), -1)
-            check_classes(self.meta, out.shape[1], self.model_path, self._meta_source,
-                          verb="gives", noun="scores")
-            outs.append(out)
-        return np.concatenate(outs)
+        """Raw scores (N, classes) for a preprocessed batch; fixed batch sizes are padded."""
+        out = run_batched(self.engine, batch, MAX_BATCH, lock=self._lock)
+        out = out.reshape(len(batch), -1)
+        check_classes(self.meta, out.shape[1], self.model_path, self._meta_source,
+                      verb="gives", noun="scores")
+        return out
 
     def probabilities(self, batch):
         scores = self.infer(batch)

@@ -1,20 +1,24 @@
 """Which devices each engine can really use on this machine, with the reason when it cannot.
 
-Probing imports the engine's framework, so it is done only when asked (never at `import runtime`).
+Only the devices an engine's runtime.formats.ENGINES entry lists are probed; any other device is
+unsupported by the table itself. Probing imports the engine's framework, so it is done only when
+asked (never at `import runtime`). onnxruntime's providers are read through ort_session, the one
+module that talks to onnxruntime.
 """
 import functools
 
 from .engines import is_importable
+from .formats import ENGINES_BY_NAME
 
 
 def _ort(device):
     if not is_importable("onnxruntime"):
         return False, "onnxruntime is not installed"
-    import onnxruntime as ort
-    providers = ort.get_available_providers()
-    want = {"cpu": "CPUExecutionProvider", "gpu": "CUDAExecutionProvider"}.get(device)
+    from .engines.ort_session import PROVIDERS, available_providers
+    providers = available_providers()
+    want = PROVIDERS.get(device)
     if want is None:
-        return False, f"onnxruntime has no {device} support"
+        return False, f"onnxruntime has no execution provider for {device} in runtime.engines.ort_session"
     if want not in providers:
         return False, f"{want} not in onnxruntime providers {providers}"
     return True, ""
@@ -50,8 +54,6 @@ def _mslite(device):
 
 
 def _opencv(device):
-    if device != "cpu":
-        return False, "the OpenCV DNN engine runs on CPU only in this build"
     return (True, "") if is_importable("cv2") else (False, "opencv is not installed")
 
 
@@ -62,9 +64,12 @@ PROBES = {"onnxruntime": _ort, "ms-engine": _ms_engine, "mindspore": _mindspore,
 @functools.lru_cache(maxsize=None)
 def probe(engine, device):
     """(available, reason) for running `engine` on `device` here."""
+    entry = ENGINES_BY_NAME.get(engine)
     fn = PROBES.get(engine)
-    if fn is None:
+    if entry is None or fn is None:
         return False, f"unknown engine {engine!r}"
+    if device not in entry.devices:
+        return False, f"engine {engine} supports {', '.join(entry.devices)} only"
     return fn(device)
 
 

@@ -31,6 +31,12 @@ FORMATS_BY_SUFFIX = {f.suffix: f for f in FORMATS}
 
 @dataclass(frozen=True)
 class EngineEntry:
+    """Every fact about one engine, declared here and nowhere else.
+
+    `devices` is what the engine can ever target (an engine asked for another device raises
+    EngineUnavailableError listing these; runtime.devices probes only these); `thread_safe` says
+    whether run() may be called from several threads at once (runtime.Classifier locks otherwise).
+    """
     name: str                       # CLI / API name
     formats: Tuple[str, ...]        # format names it runs
     devices: Tuple[str, ...]        # devices it can target ("cpu", "gpu", "ascend")
@@ -38,6 +44,7 @@ class EngineEntry:
     cls: str                        # class name in that module
     import_name: str                # python package whose presence makes it available
     priority: int                   # lower wins in engine="auto" for a format
+    thread_safe: bool = False       # run() may be called concurrently
     extra_imports: Tuple[str, ...] = ()   # further packages it needs besides import_name
 
     @property
@@ -47,17 +54,24 @@ class EngineEntry:
 
 
 # Order matters only for display; `priority` decides auto-selection per format.
+# thread_safe: onnxruntime documents InferenceSession.run as thread-safe (the .ms engine runs on it);
+# OpenCV DNN nets, MindSpore cells and MindSpore Lite models keep per-call state.
 ENGINES: Tuple[EngineEntry, ...] = (
-    EngineEntry("mslite", ("ms", "mindir"), ("cpu", "gpu", "ascend"),
-                "runtime.engines.mslite_engine", "MindSporeLiteEngine", "mindspore_lite", 0),
-    EngineEntry("onnxruntime", ("onnx",), ("cpu", "gpu"),
-                "runtime.engines.ort_engine", "OnnxRuntimeEngine", "onnxruntime", 0),
-    EngineEntry("opencv", ("onnx",), ("cpu",),
-                "runtime.engines.opencv_engine", "OpenCVDnnEngine", "cv2", 2),
-    EngineEntry("mindspore", ("mindir",), ("cpu", "gpu", "ascend"),
-                "runtime.engines.mindspore_engine", "MindSporeEngine", "mindspore", 1),
-    EngineEntry("ms-engine", ("ms",), ("cpu", "gpu"),
-                "runtime.engines.ms_engine", "MsEngine", "onnxruntime", 1, extra_imports=("onnx",)),
+    EngineEntry("mslite", formats=("ms", "mindir"), devices=("cpu", "gpu", "ascend"),
+                module="runtime.engines.mslite_engine", cls="MindSporeLiteEngine",
+                import_name="mindspore_lite", priority=0, thread_safe=False),
+    EngineEntry("onnxruntime", formats=("onnx",), devices=("cpu", "gpu"),
+                module="runtime.engines.ort_engine", cls="OnnxRuntimeEngine",
+                import_name="onnxruntime", priority=0, thread_safe=True),
+    EngineEntry("opencv", formats=("onnx",), devices=("cpu",),
+                module="runtime.engines.opencv_engine", cls="OpenCVDnnEngine",
+                import_name="cv2", priority=2, thread_safe=False),
+    EngineEntry("mindspore", formats=("mindir",), devices=("cpu", "gpu", "ascend"),
+                module="runtime.engines.mindspore_engine", cls="MindSporeEngine",
+                import_name="mindspore", priority=1, thread_safe=False),
+    EngineEntry("ms-engine", formats=("ms",), devices=("cpu", "gpu"),
+                module="runtime.engines.ms_engine", cls="MsEngine",
+                import_name="onnxruntime", priority=1, thread_safe=True, extra_imports=("onnx",)),
 )
 
 ENGINES_BY_NAME = {e.name: e for e in ENGINES}

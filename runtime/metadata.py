@@ -374,23 +374,11 @@ def save_model(path, model_bytes, meta):
 # ---------------------------------------------------------------------------------------------------
 # A model without metadata, and a model paired with metadata
 
-def input_layout_of(spec):
-    """'NCHW'/'NHWC' when the input spec says so (declared format, else the one 3-channel axis)."""
-    shape = spec.shape
-    if len(shape) != 4:
-        return None
-    if spec.format in ENUMS["layout"]:
-        return spec.format
-    c_first, c_last = shape[1] == 3, shape[3] == 3
-    if c_first != c_last:
-        return "NCHW" if c_first else "NHWC"
-    return None
-
-
 def default_meta(spec, model_path, warn=True):
     """Metadata for a model that has none: ImageNet mean/std, shorter side image_size / 0.875, the
     layout and size of its input `spec`, no class names (labels show as class_0, class_1, ...)."""
-    layout = input_layout_of(spec) or "NCHW"
+    from .engines.layout import image_layout
+    layout = image_layout(spec) or "NCHW"
     if len(spec.shape) != 4:
         raise MetadataError(model_path, f"has no metadata and its input {spec.name!r} "
                                         f"{list(spec.shape)} is not an image batch")

@@ -33,29 +33,27 @@ engine = registrar(ENGINES, "evaluation engine")
 
 @engine("mindspore")
 def _mindspore_predictor(net, batch_size, image_size):
+    """The network itself (nothing exported): the reference every other engine is checked against."""
     import mindspore as ms
     return lambda x: net(ms.Tensor(x)).asnumpy()
 
 
 @engine("onnxruntime")
 def _ort_predictor(net, batch_size, image_size):
-    """Export the (fresh) network to ONNX in a temp folder and run it; pads the short last batch."""
+    """Export the (fresh) network to ONNX at `batch_size` in a temp folder and run it through
+    runtime.load; run_batched pads the short last batch."""
     import mindspore as ms
-    import onnxruntime as ort
+
+    import runtime
+    from runtime.engines.batching import run_batched
     from runtime.formats import FORMATS_BY_NAME
-    from .export import INPUT_NAME, write_model
+    from .export import write_model
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "eval.onnx")
         x = ms.Tensor(np.zeros((batch_size, 3, image_size, image_size), np.float32))
         write_model(net, x, FORMATS_BY_NAME["onnx"], path)
-        sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-
-    def predict(x):
-        n = len(x)
-        if n < batch_size:
-            x = np.concatenate([x, np.zeros((batch_size - n,) + x.shape[1:], x.dtype)])
-        return sess.run(None, {INPUT_NAME: x})[0][:n]
-    return predict
+        eng = runtime.load(path, engine="onnxruntime", device="cpu")
+    return lambda x: run_batched(eng, x)
 
 
 @dataclass
@@ -93,13 +91,18 @@ def _label_map(data_classes, model_classes, root):
 
 
 def _choose_engine(name):
-    from runtime.engines import is_importable
+    """The evaluation engine: installed means every package its runtime.formats.ENGINES entry needs."""
+    from runtime.engines import engine_importable
+    from runtime.formats import ENGINES_BY_NAME
+
+    def installed(e):
+        return engine_importable(ENGINES_BY_NAME[e])
     if name == "auto":
-        return "onnxruntime" if is_importable("onnxruntime") else "mindspore"
+        return "onnxruntime" if installed("onnxruntime") else "mindspore"
     if name not in ENGINES:
         raise ToolkitError(f"unknown engine {name!r}; choose from auto, {', '.join(ENGINES)}")
-    if not is_importable(name):
-        raise EngineUnavailableError(name, [e for e in ENGINES if is_importable(e)], "not installed")
+    if not installed(name):
+        raise EngineUnavailableError(name, [e for e in ENGINES if installed(e)], "not installed")
     return name
 
 

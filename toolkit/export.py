@@ -107,14 +107,8 @@ def graph_ops(path):
     if path.endswith(".onnx"):
         import onnx
         return [n.op_type for n in onnx.load(path, load_external_data=False).graph.node]
-    from mindspore.train import mind_ir_pb2
-    model = mind_ir_pb2.ModelProto()
-    with open(path, "rb") as f:
-        model.ParseFromString(f.read())
-    prims = {p.name: p.op_type for p in model.primitives}
-    ops = [prims.get(n.op_type[len("REF::"):], n.op_type) if n.op_type.startswith("REF::") else n.op_type
-           for g in [model.graph, *model.functions] for n in g.node]
-    return ops
+    from runtime.mindir_info import mindir_ops
+    return mindir_ops(path)
 
 
 def _input_name(path):
@@ -122,23 +116,22 @@ def _input_name(path):
         import onnx
         return onnx.load(path, load_external_data=False).graph.input[0].name
     if path.endswith(".mindir"):
-        from mindspore.train import mind_ir_pb2
-        model = mind_ir_pb2.ModelProto()
-        with open(path, "rb") as f:
-            model.ParseFromString(f.read())
-        return model.graph.input[0].name
+        from runtime.mindir_info import mindir_io
+        return mindir_io(path)[0][0].name
     return None
 
 
 def run_exported(path, x):
-    """Outputs of an exported MINDIR (mindspore.load + nn.GraphCell) or ONNX (onnxruntime) file."""
+    """Outputs of an exported MINDIR or ONNX file for input `x`, through runtime.load: MINDIR on the
+    "mindspore" engine where this process's MindSpore runs, ONNX on "onnxruntime" on the CPU."""
+    import runtime
+    from runtime.engines.batching import run_batched
     if path.endswith(".onnx"):
-        import onnxruntime as ort
-        sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-        return sess.run(None, {sess.get_inputs()[0].name: x})[0]
-    import mindspore as ms
-    from mindspore import nn
-    return nn.GraphCell(ms.load(path))(ms.Tensor(x)).asnumpy()
+        engine = runtime.load(path, engine="onnxruntime", device="cpu")
+    else:
+        from runtime.engines.mindspore_engine import process_device
+        engine = runtime.load(path, engine="mindspore", device=process_device())
+    return run_batched(engine, x)
 
 
 def default_name(fmt, softmax=False, fuse_bn=True):

@@ -5,13 +5,10 @@ Node op types look like `REF::Conv2D:4`; the part after `REF::` names an entry o
 the primitive; PRIMITIVE_FUNCTION ops take them as constant inputs (ValueNodes). Side-effect plumbing
 (Load, UpdateState, Depend, MakeTuple, TupleGetItem) is resolved here into aliases.
 """
-import importlib.util
-import os
-import sys
-
 import numpy as np
 
 from runtime.errors import ModelFormatError, UnsupportedOpsError
+from runtime.mindir_info import mind_ir_pb2, read_model  # noqa: F401  (the one MINDIR reader)
 
 from ..errors import ConversionError
 from ..registry import OpRegistry
@@ -19,7 +16,6 @@ from .common import FrontendContext, as_float, as_int, as_ints, check_tensor_siz
 
 MINDIR_OPS = OpRegistry("MINDIR")
 MONAD = object()
-_MAX_BYTES = 4 << 30
 
 # mind_ir TensorProto.DataType -> numpy
 _DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 4: np.uint16, 5: np.int16, 6: np.int32,
@@ -52,31 +48,6 @@ def _tensor_to_numpy(t, path, file_size=None):
                 raise ModelFormatError(path, f"{field} values do not fit {np.dtype(dtype).name}: "
                                        f"{e}; the weights are corrupt", element=where) from None
     raise ModelFormatError(path, "has no data", element=where)
-
-
-def mind_ir_pb2():
-    """MindSpore's generated protobuf module `mindspore.train.mind_ir_pb2`.
-
-    Importing it through the package starts all of MindSpore (about 5 s); unless MindSpore is already
-    loaded, the same file is loaded on its own, which takes milliseconds.
-    """
-    if "mindspore.train.mind_ir_pb2" in sys.modules or "mindspore" in sys.modules:
-        from mindspore.train import mind_ir_pb2
-        return mind_ir_pb2
-    if "_toolkit_mind_ir_pb2" in sys.modules:
-        return sys.modules["_toolkit_mind_ir_pb2"]
-    spec = importlib.util.find_spec("mindspore")
-    if spec is None or not spec.submodule_search_locations:
-        raise ConversionError("reading MINDIR needs the mindspore package (training extra)")
-    path = os.path.join(spec.submodule_search_locations[0], "train", "mind_ir_pb2.py")
-    if not os.path.isfile(path):
-        from mindspore.train import mind_ir_pb2
-        return mind_ir_pb2
-    module_spec = importlib.util.spec_from_file_location("_toolkit_mind_ir_pb2", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    sys.modules["_toolkit_mind_ir_pb2"] = module
-    return module
 
 
 def _attr_value(a, path, where="attribute"):
@@ -133,20 +104,9 @@ class _MindirNode:
 
 
 def parse_model_proto(path):
-    pb = mind_ir_pb2()
-    size = os.path.getsize(path)
-    if size > _MAX_BYTES:
-        raise ModelFormatError(path, f"file is {size} bytes; larger than the 4 GiB limit")
-    with open(path, "rb") as f:
-        data = f.read()
-    model = pb.ModelProto()
-    try:
-        model.ParseFromString(data)
-    except Exception as e:  # protobuf DecodeError and friends
-        raise ModelFormatError(path, f"not a valid MINDIR protobuf (corrupt or truncated): "
-                               f"{type(e).__name__}: {e}") from None
+    model = read_model(path)     # runtime.mindir_info: size bound, protobuf parse, typed errors
     check_utf8(model, path)
-    if not model.HasField("graph") or not len(model.graph.node) or not len(model.graph.output):
+    if not len(model.graph.node) or not len(model.graph.output):
         raise ModelFormatError(path, "not a MINDIR model (no graph, nodes or outputs); the file is "
                                "corrupt, truncated or of another format")
     return model

@@ -1,5 +1,9 @@
 """Engine registry: engines are chosen by file type and availability through runtime.formats.ENGINES.
 
+`load()` is the one way project code runs a model file (the Classifier, `toolkit eval`, feature
+extraction, `toolkit convert --verify`, `toolkit export`'s check, `toolkit bench`), so the device
+rule and the no-fallback rule hold everywhere; tests/test_one_path.py keeps it so. Helpers beside it:
+batching.run_batched (fixed-batch padding) and layout.image_layout (NCHW/NHWC).
 Nothing here imports an engine's framework; `load()` imports the chosen engine's module only.
 """
 import importlib

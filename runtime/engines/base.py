@@ -4,14 +4,17 @@
     eng.inputs()  -> [TensorSpec(name, shape, dtype, format)]
     eng.run({"x": array}) or eng.run([array]) -> {"out": array}
 
-`device` is the device that really runs the graph, never the one merely asked for.
+`device` is the device that really runs the graph, never the one merely asked for. Which devices an
+engine can target and whether it is thread-safe are read from its runtime.formats.ENGINES entry:
+the base constructor refuses a device the entry does not list, for every engine alike.
 """
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import ToolkitError
+from ..errors import EngineUnavailableError, ToolkitError
+from ..formats import ENGINES_BY_NAME
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class Engine:
 
     def __init__(self, path, device="cpu", threads=None):
         self.path = str(path)
+        refuse_unsupported_device(self.name, device)
         self.device = device
         self.threads = threads
         self._inputs: List[TensorSpec] = []
@@ -42,6 +46,12 @@ class Engine:
 
     def run(self, feed) -> Dict[str, np.ndarray]:
         raise NotImplementedError
+
+    @property
+    def thread_safe(self) -> bool:
+        """Whether run() may be called from several threads at once (the ENGINES table says)."""
+        entry = ENGINES_BY_NAME.get(self.name)
+        return bool(entry and entry.thread_safe)
 
     # Shared helper: accept a dict by name or a list in input order.
     def _normalize_feed(self, feed) -> Dict[str, np.ndarray]:
@@ -76,13 +86,30 @@ class Engine:
         return f"<{type(self).__name__} {self.path} on {self.device}>"
 
 
-def check_device(engine_name, device, supported: Sequence[str], present: Sequence[str]):
-    """Raise unless `device` is both supported by the engine and present on this machine."""
-    from ..errors import EngineUnavailableError
-    if device not in supported:
-        raise EngineUnavailableError(f"device {device!r} for engine {engine_name}",
-                                     [d for d in supported if d in present],
-                                     "the engine does not support it")
+def supported_devices(engine_name) -> Tuple[str, ...]:
+    """The devices runtime.formats.ENGINES declares for `engine_name`."""
+    entry = ENGINES_BY_NAME.get(engine_name)
+    if entry is None:
+        raise EngineUnavailableError(f"engine {engine_name!r}", list(ENGINES_BY_NAME), "unknown engine")
+    return entry.devices
+
+
+def refuse_unsupported_device(engine_name, device):
+    """Raise unless the ENGINES table lists `device` for the engine; the error lists the table's
+    devices that are present here (`available`) and all the table's devices (message)."""
+    supported = supported_devices(engine_name)
+    if device in supported:
+        return
+    from ..devices import probe       # lazy: probing imports the engine's framework
+    present = [d for d in supported if probe(engine_name, d)[0]]
+    raise EngineUnavailableError(f"device {device!r} for engine {engine_name}", present,
+                                 f"the engine supports {', '.join(supported)} only")
+
+
+def check_device(engine_name, device, present: Sequence[str], reason="not present on this machine"):
+    """Raise unless `device` is both supported by the engine (ENGINES table) and in `present`."""
+    refuse_unsupported_device(engine_name, device)
     if device not in present:
-        raise EngineUnavailableError(f"device {device!r} for engine {engine_name}", present,
-                                     "not present on this machine")
+        raise EngineUnavailableError(f"device {device!r} for engine {engine_name}",
+                                     [d for d in present if d in supported_devices(engine_name)],
+                                     reason)

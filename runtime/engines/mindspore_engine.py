@@ -7,34 +7,22 @@ absent, or different from the one this process already uses, raises instead of r
 """
 from ..devices import available_devices, probe
 from ..errors import EngineUnavailableError, ModelFormatError, ToolkitError
-from .base import Engine, TensorSpec, check_device
+from ..mindir_info import mindir_io
+from .base import Engine, check_device
 
-SUPPORTED = ("cpu", "gpu", "ascend")
 _THREADS_SET = None          # MindSpore's CPU thread count can be set once per process
 MS_TARGETS = {"cpu": "CPU", "gpu": "GPU", "ascend": "Ascend"}
-# mind_ir.proto TensorProto.DataType -> numpy dtype name
-MINDIR_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32",
-                 7: "int64", 9: "bool", 10: "float16", 11: "float64"}
 
 
-def mindir_io(path):
-    """(inputs, outputs) TensorSpecs read from the MINDIR protobuf with MindSpore's own module."""
-    from mindspore.train import mind_ir_pb2
-    proto = mind_ir_pb2.ModelProto()
-    try:
-        with open(path, "rb") as f:
-            proto.ParseFromString(f.read())
-    except Exception as e:  # protobuf raises DecodeError and others on corrupt input
-        raise ModelFormatError(path, f"not a valid MINDIR file: {e}") from None
-    if not proto.HasField("graph"):
-        raise ModelFormatError(path, "MINDIR file has no graph")
-
-    def spec(v):
-        t = v.tensor[0] if len(v.tensor) else None
-        shape = tuple(int(d) if d > 0 else None for d in t.dims) if t is not None else ()
-        dtype = MINDIR_DTYPES.get(t.data_type, "float32") if t is not None else "float32"
-        return TensorSpec(v.name, shape, dtype, "")
-    return [spec(v) for v in proto.graph.input], [spec(v) for v in proto.graph.output]
+def process_device():
+    """The device this process's MindSpore runs on (or will run on), as an ENGINES device name."""
+    import mindspore as ms
+    target = ms.get_context("device_target")
+    names = {v: k for k, v in MS_TARGETS.items()}
+    if target not in names:
+        raise EngineUnavailableError(f"MindSpore device target {target!r}", list(MS_TARGETS),
+                                     "not a device this project knows")
+    return names[target]
 
 
 def select_device(device, device_id=None, what=None):
@@ -63,14 +51,11 @@ def select_device(device, device_id=None, what=None):
 
 class MindSporeEngine(Engine):
     name = "mindspore"
-    thread_safe = False
 
     def __init__(self, path, device="cpu", threads=None):
-        super().__init__(path, device, threads)
-        if device in SUPPORTED and not probe(self.name, device)[0]:
-            raise EngineUnavailableError(f"device {device!r} for engine {self.name}",
-                                         available_devices(self.name), probe(self.name, device)[1])
-        check_device(self.name, device, SUPPORTED, available_devices(self.name))
+        super().__init__(path, device, threads)      # refuses devices the ENGINES entry lacks
+        check_device(self.name, device, available_devices(self.name),
+                     probe(self.name, device)[1] or "not present on this machine")
         import mindspore as ms
         self._ms = ms
         self._select_device(device)

@@ -19,9 +19,11 @@ import os
 import numpy as np
 
 from ..errors import EngineUnavailableError, ModelFormatError, ToolkitError
+from ..formats import ENGINES_BY_NAME
 from .base import Engine, TensorSpec
+from .layout import with_layout
 
-SUPPORTED = ("cpu", "gpu", "ascend")
+SUPPORTED = ENGINES_BY_NAME["mslite"].devices        # the table's devices, named for _device_name
 # model suffix -> ModelType names to try, in order
 MODEL_TYPES = {".ms": ("MINDIR_LITE", "MINDIR"), ".mindir": ("MINDIR",)}
 # mslite DataType names -> numpy dtype names
@@ -48,7 +50,7 @@ def _spec(t, index):
     shape = tuple(int(d) if int(d) > 0 else None for d in (_get(t, "shape", "get_shape") or ()))
     dtype = DTYPES.get(_enum_name(_get(t, "dtype", "get_data_type")), "float32")
     fmt = FORMATS.get(_enum_name(_get(t, "format", "get_format")), "")
-    return TensorSpec(name, shape, dtype, fmt)
+    return with_layout(TensorSpec(name, shape, dtype, fmt))
 
 
 def devices_in_context(ctx):
@@ -76,13 +78,9 @@ def _device_name(d):
 
 class MindSporeLiteEngine(Engine):
     name = "mslite"
-    thread_safe = False
 
     def __init__(self, path, device="cpu", threads=None):
-        super().__init__(path, device, threads)
-        if device not in SUPPORTED:
-            raise EngineUnavailableError(f"device {device!r} for engine {self.name}", SUPPORTED,
-                                         "the engine does not support it")
+        super().__init__(path, device, threads)      # refuses devices the ENGINES entry lacks
         import mindspore_lite as mslite
         self._mslite = mslite
         suffix = os.path.splitext(self.path)[1].lower()

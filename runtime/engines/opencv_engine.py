@@ -3,13 +3,14 @@
 OpenCV does not report a network's input shapes, and the runtime must not need the `onnx` package,
 so the graph's inputs and outputs are read here with a small, bounded protobuf walker
 (ModelProto.graph -> GraphProto.input/output/initializer -> ValueInfoProto).
-An OpenCV net is not thread-safe: `thread_safe = False` makes the Classifier serialise calls.
+An OpenCV net is not thread-safe (runtime.formats.ENGINES says so), so the Classifier serialises calls.
 """
 import cv2
 import numpy as np
 
 from ..errors import ModelFormatError, ToolkitError
-from .base import Engine, TensorSpec, check_device
+from .base import Engine, TensorSpec
+from .layout import with_layout
 
 # onnx TensorProto.DataType -> numpy dtype name
 ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64",
@@ -108,12 +109,11 @@ def onnx_io(path):
 
 class OpenCVDnnEngine(Engine):
     name = "opencv"
-    thread_safe = False
 
     def __init__(self, path, device="cpu", threads=None):
-        super().__init__(path, device, threads)
-        check_device(self.name, device, ("cpu",), ["cpu"])
-        self._inputs, self._outputs = onnx_io(path)
+        super().__init__(path, device, threads)      # ENGINES lists cpu only: others are refused
+        inputs, self._outputs = onnx_io(path)
+        self._inputs = [with_layout(s) for s in inputs]
         try:
             self.net = cv2.dnn.readNetFromONNX(self.path)
         except cv2.error as e:

@@ -7,25 +7,15 @@ import os
 
 import numpy as np
 
-from ..errors import ModelFormatError
+from ..errors import ModelFormatError, ToolkitError
 from .base import Engine, TensorSpec
+from .layout import with_layout
 from .ort_session import ORT_TYPES, create_session
-
-
-def guess_format(shape):
-    """'NCHW'/'NHWC' for a 4-D image-like shape (1 or 3 channels), else ''."""
-    if len(shape) != 4:
-        return ""
-    if shape[1] in (1, 3) and shape[3] not in (1, 3):
-        return "NCHW"
-    if shape[3] in (1, 3) and shape[1] not in (1, 3):
-        return "NHWC"
-    return ""
 
 
 def _spec(arg):
     shape = tuple(d if isinstance(d, int) and d >= 0 else None for d in (arg.shape or ()))
-    return TensorSpec(arg.name, shape, ORT_TYPES.get(arg.type, "float32"), guess_format(shape))
+    return with_layout(TensorSpec(arg.name, shape, ORT_TYPES.get(arg.type, "float32")))
 
 
 class OnnxRuntimeEngine(Engine):
@@ -42,4 +32,8 @@ class OnnxRuntimeEngine(Engine):
     def run(self, feed):
         feed = self._normalize_feed(feed)
         names = [o.name for o in self._outputs]
-        return dict(zip(names, (np.asarray(v) for v in self.session.run(names, feed))))
+        try:
+            results = self.session.run(names, feed)
+        except Exception as e:  # onnxruntime's own error types; say which model failed
+            raise ToolkitError(f"{self.path}: onnxruntime failed: {e}") from None
+        return dict(zip(names, (np.asarray(v) for v in results)))

@@ -10,11 +10,17 @@ ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(d
              "tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(bool)": "bool"}
 
 
+def available_providers():
+    """onnxruntime's execution providers in this installation (runtime.devices probes with it)."""
+    import onnxruntime as ort
+    return list(ort.get_available_providers())
+
+
 def create_session(model, device="cpu", threads=None, source="<model>", engine="onnxruntime"):
     """(InferenceSession, device) for ONNX bytes or a path, on exactly the requested device."""
     import onnxruntime as ort
     want = PROVIDERS.get(device)
-    available = ort.get_available_providers()
+    available = available_providers()
     present = [d for d, p in PROVIDERS.items() if p in available]
     if want is None or want not in available:
         raise EngineUnavailableError(f"device {device!r} for {engine}", present,

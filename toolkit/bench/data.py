@@ -10,7 +10,7 @@ import os
 import numpy as np
 
 from runtime.errors import MetadataError, ToolkitError
-from runtime.metadata import check_classes, default_meta, input_layout_of, output_classes
+from runtime.metadata import check_classes, default_meta, output_classes
 
 
 class BenchDataError(ToolkitError):
@@ -70,9 +70,10 @@ def preprocessor(meta, layout):
 
 
 def input_layout(spec, meta):
-    """NCHW/NHWC as the model's input really is: its declared format, else its 3-channel axis, else the
-    metadata (a legacy sidecar shared by several files of one stem may describe another file's layout)."""
-    return input_layout_of(spec) or meta.layout
+    """NCHW/NHWC as the model's input really is (runtime.engines.layout.image_layout: its declared
+    format, else its channel axis), else the metadata."""
+    from runtime.engines.layout import image_layout
+    return image_layout(spec) or meta.layout
 
 
 def evaluate_folder(engine, root, meta, batch):
@@ -80,22 +81,21 @@ def evaluate_folder(engine, root, meta, batch):
     classes, samples = list_image_folder(root)
     meta = _meta_for(engine, meta)
     to_model = class_index_map(classes, meta)
+    from runtime.engines.batching import fixed_batch, run_batched
     spec = engine.inputs()[0]
     outputs = engine.outputs()
     if outputs:                       # the same model/metadata check as runtime.Classifier
         check_classes(meta, output_classes(outputs[0]), engine.path, "its metadata")
     prep = preprocessor(meta, input_layout(spec, meta))
-    fixed = spec.shape[0] if spec.shape else None
-    chunk = fixed if fixed is not None else batch
+    chunk = fixed_batch(spec) or batch        # images preprocessed per engine call, not all at once
     preds = []
     for start in range(0, len(samples), chunk):
         part = samples[start:start + chunk]
         x = np.stack([prep(p) for p, _ in part]).astype(spec.dtype)
-        if len(part) < chunk and fixed is not None:       # pad a fixed-batch model's last chunk
-            x = np.concatenate([x, np.zeros((chunk - len(part),) + x.shape[1:], x.dtype)])
-        out = np.asarray(next(iter(engine.run({spec.name: x}).values()))).reshape(chunk, -1)
+        out = run_batched(engine, x, max_batch=chunk)     # pads a fixed-batch model's last chunk
+        out = out.reshape(len(part), -1)
         check_classes(meta, out.shape[1], engine.path, "its metadata", verb="gives", noun="scores")
-        preds.extend(int(i) for i in out[:len(part)].argmax(axis=1))
+        preds.extend(int(i) for i in out.argmax(axis=1))
     labels = [to_model[label] for _, label in samples]
     top1 = float(np.mean([p == t for p, t in zip(preds, labels)]))
     return {"images": len(samples), "top1": top1, "predictions": preds, "labels": labels}

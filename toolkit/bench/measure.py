@@ -136,8 +136,10 @@ def _static_dim(spec, axis, dim, meta):
     if dim is not None:
         return dim
     if meta is not None and len(spec.shape) == 4:
-        spatial = (2, 3) if (spec.format or meta.layout) == "NCHW" else (1, 2)
-        channel = 1 if (spec.format or meta.layout) == "NCHW" else 3
+        from runtime.engines.layout import image_layout
+        layout = image_layout(spec) or meta.layout
+        spatial = (2, 3) if layout == "NCHW" else (1, 2)
+        channel = 1 if layout == "NCHW" else 3
         if axis in spatial:
             return meta.image_size
         if axis == channel:

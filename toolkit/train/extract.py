@@ -5,6 +5,11 @@ On CPU onnxruntime runs MobileNetV2 tens of times faster than MindSpore with the
 after a check on a few real images that its features equal MindSpore's within a tolerance.
 MindSpore's ONNX export fails on a second export of the same network object in one process, so
 every export builds a fresh network and copies the weights into it.
+
+The exported file runs through runtime.load (the "onnxruntime" engine: the device asked for or an
+EngineUnavailableError) and runtime.engines.batching.run_batched. The MindSpore extractor is the live
+network cell on the training device, not a model file: nothing is exported for it, and it is the
+reference the onnxruntime features are checked against.
 """
 import logging
 import os
@@ -14,6 +19,7 @@ import time
 import numpy as np
 
 from runtime.errors import EngineUnavailableError, ToolkitError
+from runtime.formats import ENGINES_BY_NAME
 
 log = logging.getLogger(__name__)
 
@@ -79,28 +85,18 @@ def export_onnx(feature_net, image_size, path, batch):
 
 
 class OrtExtractor:
+    """The exported backbone on the "onnxruntime" engine (runtime.load: the device is the one asked
+    for or an EngineUnavailableError, never another); the fixed batch is padded by run_batched."""
     name = "onnxruntime"
 
     def __init__(self, onnx_path, batch, device="cpu"):
-        import onnxruntime as ort
-        provider = {"cpu": "CPUExecutionProvider", "gpu": "CUDAExecutionProvider"}.get(device)
-        if provider not in ort.get_available_providers():
-            raise EngineUnavailableError(f"onnxruntime on {device}", ort.get_available_providers())
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(onnx_path, options, providers=[provider])
-        self.input = self.session.get_inputs()[0].name
+        import runtime
+        self.engine = runtime.load(onnx_path, engine="onnxruntime", device=device)
         self.batch = int(batch)
 
     def __call__(self, batch):
-        out = []
-        for start in range(0, len(batch), self.batch):
-            chunk = np.ascontiguousarray(batch[start:start + self.batch], np.float32)
-            n = len(chunk)
-            if n < self.batch:
-                chunk = np.concatenate([chunk, np.zeros((self.batch - n,) + chunk.shape[1:], np.float32)])
-            out.append(self.session.run(None, {self.input: chunk})[0][:n])
-        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+        from runtime.engines.batching import run_batched
+        return run_batched(self.engine, np.ascontiguousarray(batch, np.float32), max_batch=self.batch)
 
 
 class MindSporeExtractor:
@@ -140,8 +136,9 @@ def check_parity(ort_extractor, ms_extractor, images):
 
 def choose_engine(requested, device):
     """'auto' picks onnxruntime on CPU when installed, else MindSpore on the training device."""
-    from runtime.engines import is_importable
-    have_ort = is_importable("onnxruntime") and is_importable("onnx")
+    from runtime.engines import engine_importable, is_importable
+    # the engine's own packages (its ENGINES entry), plus onnx, which exports the backbone
+    have_ort = engine_importable(ENGINES_BY_NAME["onnxruntime"]) and is_importable("onnx")
     if requested == "auto":
         return "onnxruntime" if device == "cpu" and have_ort else "mindspore"
     if requested == "onnxruntime" and not have_ort:
@@ -165,7 +162,11 @@ def make_extractor(engine, arch, width, arrays, image_size, device, workdir, che
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         path = export_onnx(build_feature_net(arch, width, arrays), image_size,
                            os.path.join(tmp, "backbone.onnx"), batch)
-        extractor = OrtExtractor(path, batch, "gpu" if device == "gpu" else "cpu")
+        # onnxruntime has no Ascend provider (ENGINES lists cpu, gpu): an explicit onnxruntime
+        # extraction in an Ascend run uses the host CPU, recorded in info["device"].
+        ort_device = device if device in ENGINES_BY_NAME["onnxruntime"].devices else "cpu"
+        extractor = OrtExtractor(path, batch, ort_device)
+        info["device"] = extractor.engine.device
     info["export_s"] = round(time.perf_counter() - t0, 3)
     if check_images is not None and len(check_images):
         reference = MindSporeExtractor(ms_net, pynative=True)
