@@ -34,7 +34,7 @@ class EngineEntry:
     """Every fact about one engine, declared here and nowhere else.
 
     `devices` is what the engine can ever target (an engine asked for another device raises
-    EngineUnavailableError listing these; runtime.devices probes only these); `thread_safe` says
+    EngineUnavailableError listing these; runtime.engines.devices probes only these); `thread_safe` says
     whether run() may be called from several threads at once (runtime.Classifier locks otherwise).
     """
     name: str                       # CLI / API name

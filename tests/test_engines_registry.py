@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import runtime
-from runtime.devices import available_devices
+from runtime.engines.devices import available_devices
 from runtime.engines import choose_engine, is_importable
 from runtime.errors import EngineUnavailableError
 from runtime.formats import DEVICES, ENGINES, ENGINES_BY_NAME

@@ -75,7 +75,7 @@ def test_unfused_mindir_keeps_batchnorm_and_matches(run, tmp_path):
 
 
 def test_air_is_refused_off_ascend_with_what_is_available(run):
-    from runtime.devices import probe
+    from runtime.engines.devices import probe
     if probe("mindspore", "ascend")[0]:
         pytest.skip("an Ascend device is present")
     with pytest.raises(EngineUnavailableError, match=r"AIR export .*Ascend.*available: cpu"):

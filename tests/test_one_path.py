@@ -135,7 +135,7 @@ def test_a_device_outside_the_table_is_refused_naming_the_table_devices(name, tm
 
 @pytest.mark.parametrize("name", [e.name for e in ENGINES])
 def test_probes_follow_the_table(name):
-    from runtime.devices import available_devices, probe
+    from runtime.engines.devices import available_devices, probe
     entry = ENGINES_BY_NAME[name]
     for device in DEVICES:
         if device not in entry.devices:

@@ -41,7 +41,7 @@ def test_amp_o2_on_cpu_trains_and_keeps_names_and_fp32_weights(tiny_data, pretra
 
 @pytest.mark.parametrize("device", ["gpu", "ascend"])
 def test_absent_device_names_what_is_available(device, tiny_data, tmp_path):
-    from runtime.devices import probe
+    from runtime.engines.devices import probe
     if probe("mindspore", device)[0]:
         pytest.skip(f"{device} is present here")
     result = invoke("train-head", tiny_data, "--out", tmp_path / "r", "--device", device, *TINY)

@@ -47,7 +47,7 @@ def _exportable(fmt_name):
         known = ", ".join(n for n, f in FORMATS_BY_NAME.items() if f.exportable)
         raise ExportError(f"cannot export to {fmt_name!r}; exportable formats: {known}")
     if fmt.needs_ascend:
-        from runtime.devices import probe
+        from runtime.engines.devices import probe
         ok, reason = probe("mindspore", "ascend")
         if not ok:
             have = [d for d in DEVICES if probe("mindspore", d)[0]]

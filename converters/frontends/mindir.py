@@ -5,6 +5,8 @@ Node op types look like `REF::Conv2D:4`; the part after `REF::` names an entry o
 the primitive; PRIMITIVE_FUNCTION ops take them as constant inputs (ValueNodes). Side-effect plumbing
 (Load, UpdateState, Depend, MakeTuple, TupleGetItem) is resolved here into aliases.
 """
+import os
+
 import numpy as np
 
 from runtime.errors import ModelFormatError, UnsupportedOpsError

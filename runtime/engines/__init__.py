@@ -7,24 +7,12 @@ batching.run_batched (fixed-batch padding) and layout.image_layout (NCHW/NHWC).
 Nothing here imports an engine's framework; `load()` imports the chosen engine's module only.
 """
 import importlib
-import importlib.util
 import os
 
 from ..errors import EngineUnavailableError, ModelFormatError
 from ..formats import ENGINES, ENGINES_BY_NAME, format_of_path
+from .availability import engine_importable, is_importable  # noqa: F401
 from .base import Engine, TensorSpec  # noqa: F401
-
-
-def is_importable(package):
-    try:
-        return importlib.util.find_spec(package) is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def engine_importable(entry):
-    """True when every package the engine needs (entry.requires) can be imported."""
-    return all(is_importable(name) for name in entry.requires)
 
 
 def available_engines(fmt=None):

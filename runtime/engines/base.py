@@ -100,7 +100,7 @@ def refuse_unsupported_device(engine_name, device):
     supported = supported_devices(engine_name)
     if device in supported:
         return
-    from ..devices import probe       # lazy: probing imports the engine's framework
+    from .devices import probe       # lazy: probing imports the engine's framework
     present = [d for d in supported if probe(engine_name, d)[0]]
     raise EngineUnavailableError(f"device {device!r} for engine {engine_name}", present,
                                  f"the engine supports {', '.join(supported)} only")

@@ -5,7 +5,7 @@ graph MindSpore exported, with zero difference from the network. MindSpore is im
 this engine is constructed. The device is process-wide in MindSpore, so asking for a device that is
 absent, or different from the one this process already uses, raises instead of running elsewhere.
 """
-from ..devices import available_devices, probe
+from .devices import available_devices, probe
 from ..errors import EngineUnavailableError, ModelFormatError, ToolkitError
 from ..mindir_info import mindir_io
 from .base import Engine, check_device

@@ -12,21 +12,16 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..errors import ModelFormatError, ToolkitError
-from ..msformat.model import FORMAT_NAMES, TYPEID_TO_NUMPY, MsModel
+from ..errors import ModelFormatError
+from ..msformat.model import FORMAT_NAMES, FORMAT_NCHW, FORMAT_NHWC, TYPEID_TO_NUMPY, MsModel
 from ..msformat.reader import read_ms
 from .base import Engine, TensorSpec
-from .ort_session import create_session
+from .layout import with_layout
+from .ort_session import create_session, first_line, run_session
 
 _CACHE = OrderedDict()          # (realpath, size, mtime_ns) -> (onnx bytes, in names, out names)
 _CACHE_ENTRIES = 4
 _ORT_LOAD_PREFIX = "onnxruntime cannot load the model: "     # create_session's wording
-
-
-def first_line(text):
-    """onnxruntime's messages carry C++ context (stack lines, file:line) after the first line."""
-    text = str(text).strip()
-    return text.splitlines()[0] if text else text
 
 
 def _translated(model, source, key=None):
@@ -47,8 +42,8 @@ def _spec(model, idx, name):
     t = model.tensors[idx]
     shape = tuple(d if d >= 0 else None for d in t.dims)
     dtype = TYPEID_TO_NUMPY.get(t.data_type, np.dtype(np.float32)).name
-    fmt = FORMAT_NAMES.get(t.format, "") if len(shape) == 4 and t.format in (0, 1) else ""
-    return TensorSpec(name, shape, dtype, fmt)
+    declared = len(shape) == 4 and t.format in (FORMAT_NCHW, FORMAT_NHWC)
+    return with_layout(TensorSpec(name, shape, dtype, FORMAT_NAMES[t.format] if declared else ""))
 
 
 class MsEngine(Engine):
@@ -71,9 +66,6 @@ class MsEngine(Engine):
             detail = first_line(e.problem).removeprefix(_ORT_LOAD_PREFIX)
             raise ModelFormatError(self.path, "onnxruntime cannot build a session for the "
                                               f"translated graph: {detail}") from None
-        import onnxruntime as ort
-        self._run_options = ort.RunOptions()
-        self._run_options.log_severity_level = 4   # a failed run raises; no C++ log on stderr too
         self._inputs = [_spec(model, i, n) for i, n in zip(model.inputs, ins)]
         self._outputs = [_spec(model, i, n) for i, n in zip(model.outputs, outs)]
 
@@ -85,9 +77,6 @@ class MsEngine(Engine):
     def run(self, feed):
         feed = self._normalize_feed(feed)
         names = [o.name for o in self._outputs]
-        try:
-            results = self.session.run(names, feed, self._run_options)
-        except Exception as e:  # onnxruntime's own error types; say which model failed
-            raise ToolkitError(f"{self.path}: running the translated graph failed: "
-                               f"{first_line(e)}") from None
+        results = run_session(self.session, names, feed,
+                              f"{self.path}: running the translated graph failed")
         return dict(zip(names, results))

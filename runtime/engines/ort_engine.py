@@ -7,10 +7,10 @@ import os
 
 import numpy as np
 
-from ..errors import ModelFormatError, ToolkitError
+from ..errors import ModelFormatError
 from .base import Engine, TensorSpec
 from .layout import with_layout
-from .ort_session import ORT_TYPES, create_session
+from .ort_session import ORT_TYPES, create_session, run_session
 
 
 def _spec(arg):
@@ -32,8 +32,5 @@ class OnnxRuntimeEngine(Engine):
     def run(self, feed):
         feed = self._normalize_feed(feed)
         names = [o.name for o in self._outputs]
-        try:
-            results = self.session.run(names, feed)
-        except Exception as e:  # onnxruntime's own error types; say which model failed
-            raise ToolkitError(f"{self.path}: onnxruntime failed: {e}") from None
+        results = run_session(self.session, names, feed, f"{self.path}: onnxruntime failed")
         return dict(zip(names, (np.asarray(v) for v in results)))

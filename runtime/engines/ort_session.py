@@ -2,7 +2,7 @@
 translated graphs alike), so the device rule is written once: a GPU request needs
 CUDAExecutionProvider, and if onnxruntime would run on CPU instead this raises instead of falling back.
 """
-from ..errors import EngineUnavailableError, ModelFormatError
+from ..errors import EngineUnavailableError, ModelFormatError, ToolkitError
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "gpu": "CUDAExecutionProvider"}
 ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
@@ -11,7 +11,7 @@ ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(d
 
 
 def available_providers():
-    """onnxruntime's execution providers in this installation (runtime.devices probes with it)."""
+    """onnxruntime's execution providers in this installation (runtime.engines.devices probes with it)."""
     import onnxruntime as ort
     return list(ort.get_available_providers())
 
@@ -40,3 +40,26 @@ def create_session(model, device="cpu", threads=None, source="<model>", engine="
         raise EngineUnavailableError(f"device {device!r} for {engine}", ["cpu"],
                                      f"onnxruntime fell back to {session.get_providers()}")
     return session, device
+
+
+def first_line(text):
+    """The first line of an onnxruntime message: the rest is its internal C++ context."""
+    lines = str(text).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+_QUIET_RUN = []
+
+
+def run_session(session, names, feed, failure):
+    """session.run with onnxruntime's C++ log off (a failed run raises; it need not also print).
+    `failure` is the message prefix naming the model, e.g. "m.onnx: onnxruntime failed"."""
+    if not _QUIET_RUN:
+        import onnxruntime as ort
+        opts = ort.RunOptions()
+        opts.log_severity_level = 4
+        _QUIET_RUN.append(opts)
+    try:
+        return session.run(names, feed, _QUIET_RUN[0])
+    except Exception as e:  # onnxruntime's own error types; say which model failed, in one line
+        raise ToolkitError(f"{failure}: {first_line(e)}") from None

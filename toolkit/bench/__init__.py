@@ -2,7 +2,7 @@
 
 Pieces, each small and replaceable:
 - `stats`    latency statistics and the timing loop (injectable clock, so they are testable);
-- `plan`     the rows to run, driven by runtime.formats.ENGINES and runtime.devices.probe;
+- `plan`     the rows to run, driven by runtime.formats.ENGINES and runtime.engines.devices.probe;
 - `measure`  one row, measured in the current process;
 - `isolation` how a row is run: in a fresh subprocess (default) or in-process;
 - `harness`  runs a plan row by row and adds accuracy/agreement;

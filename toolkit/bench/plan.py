@@ -1,7 +1,7 @@
 """Which rows a bench runs: model x engine x device x batch x threads, from the one engine table.
 
 Engines come from runtime.formats.ENGINES (those that run the model's format), devices are checked with
-runtime.devices.probe. A combination that cannot run here is still a row, marked unavailable with the
+runtime.engines.devices.probe. A combination that cannot run here is still a row, marked unavailable with the
 reason (an engine that never supports a device gets such a row only when it was named explicitly);
 since nothing is measured for it, batch and threads are collapsed (one row per model x engine x
 device) instead of repeating the same reason for every batch and thread count.
@@ -46,7 +46,7 @@ class RowSpec:
 
 
 def _default_probe(engine, device):
-    from runtime.devices import probe
+    from runtime.engines.devices import probe
     return probe(engine, device)
 
 

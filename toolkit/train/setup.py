@@ -17,7 +17,7 @@ NO_DECAY = (".gamma", ".beta", ".bias")
 
 
 def check_device(device):
-    from runtime.devices import available_devices, probe
+    from runtime.engines.devices import available_devices, probe
     ok, reason = probe("mindspore", device)
     if not ok:
         raise EngineUnavailableError(f"MindSpore training on {device}",

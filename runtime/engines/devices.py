@@ -7,14 +7,14 @@ module that talks to onnxruntime.
 """
 import functools
 
-from .engines import is_importable
-from .formats import ENGINES_BY_NAME
+from ..formats import ENGINES_BY_NAME
+from .availability import is_importable
 
 
 def _ort(device):
     if not is_importable("onnxruntime"):
         return False, "onnxruntime is not installed"
-    from .engines.ort_session import PROVIDERS, available_providers
+    from .ort_session import PROVIDERS, available_providers
     providers = available_providers()
     want = PROVIDERS.get(device)
     if want is None:
@@ -74,5 +74,5 @@ def probe(engine, device):
 
 
 def available_devices(engine):
-    from .formats import DEVICES
+    from ..formats import DEVICES
     return [d for d in DEVICES if probe(engine, d)[0]]
