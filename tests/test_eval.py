@@ -89,8 +89,8 @@ def test_unknown_class_folder_is_refused(setup, tmp_path):
 def test_missing_engine_is_an_error_not_a_fallback(setup, monkeypatch):
     data, run, _ = setup
     import runtime.engines
-    real = runtime.engines.is_importable
-    monkeypatch.setattr(runtime.engines, "is_importable", lambda name: name != "onnxruntime" and real(name))
+    real = runtime.engines.availability.is_importable
+    monkeypatch.setattr(runtime.engines.availability, "is_importable", lambda name: name != "onnxruntime" and real(name))
     with pytest.raises(EngineUnavailableError, match="onnxruntime is not available.*available: mindspore"):
         evaluate_run(data, run.path, engine_name="onnxruntime")
 

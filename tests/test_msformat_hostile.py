@@ -166,8 +166,10 @@ _CHILD = textwrap.dedent("""
         outcome = "ModelFormatError: " + str(e)[:300]
     except MemoryError:
         outcome = "MemoryError"
+    # VmHWM is this process's own peak: ru_maxrss survives exec, so it would report the parent's
+    hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0].split()[1]
     print(json.dumps({"outcome": outcome, "seconds": time.perf_counter() - start,
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "peak_rss_mb": int(hwm) / 1024}))
 """)
 
 
@@ -407,8 +409,8 @@ def test_inspect_says_cannot_execute_what_load_refuses(tmp_path):
 
 def test_inspect_says_it_cannot_check_without_the_engine(tmp_path, monkeypatch, golden_dir):
     import runtime.engines
-    real = runtime.engines.is_importable
-    monkeypatch.setattr(runtime.engines, "is_importable", lambda name: name != "onnx" and real(name))
+    real = runtime.engines.availability.is_importable
+    monkeypatch.setattr(runtime.engines.availability, "is_importable", lambda name: name != "onnx" and real(name))
     result = _inspect(os.path.join(golden_dir, "two_add_operators.ms"))
     assert result.exit_code == 0, result.output
     assert "ms-engine:  cannot check" in result.output and "onnx" in result.output

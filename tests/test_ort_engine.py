@@ -57,8 +57,8 @@ def test_corrupt_onnx_is_a_format_error(tmp_path):
 
 def test_ms_engine_needs_onnx_as_well_as_onnxruntime(monkeypatch):
     assert "ms-engine" in runtime.available_engines("ms")
-    real = engines.is_importable
-    monkeypatch.setattr(engines, "is_importable", lambda name: name != "onnx" and real(name))
+    real = engines.availability.is_importable
+    monkeypatch.setattr(engines.availability, "is_importable", lambda name: name != "onnx" and real(name))
     assert "ms-engine" not in runtime.available_engines("ms")
     with pytest.raises(EngineUnavailableError, match="onnx"):
         engines.engine_class("ms-engine")

@@ -98,7 +98,7 @@ def test_extreme_aspect_ratios_are_refused_before_allocating():
 
 # ModelMeta fields that do not change the pixels a Preprocessor produces
 NOT_PREPROCESSING = {"arch", "width", "class_names", "softmax", "input_name", "schema_version"}
-CHANGED = {"image_size": 100, "resize": 120, "mean": (1.0, 2.0, 3.0), "std": (4.0, 5.0, 6.0),
+CHANGED = {"image_size": 70, "resize": 120, "mean": (1.0, 2.0, 3.0), "std": (4.0, 5.0, 6.0),
            "channel_order": "BGR", "layout": "NHWC", "exif_orientation": "apply"}
 ONE_SUPPORTED_VALUE = {"crop", "interpolation"}
 
