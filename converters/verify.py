@@ -14,6 +14,7 @@ from typing import List
 import numpy as np
 
 from runtime.errors import ModelFormatError
+from runtime.mindspore_import import from_mindspore, import_mindspore
 
 from .errors import ConversionError
 from .registry import registrar
@@ -28,8 +29,8 @@ source_runner = registrar(SOURCE_RUNNERS, "source runner")
 
 @source_runner("mindir")
 def _mindir_runner(path):
-    import mindspore as ms
-    from mindspore import nn
+    ms = import_mindspore()
+    nn = from_mindspore("mindspore", "nn")
     ms.set_context(mode=ms.GRAPH_MODE)
     try:
         cell = nn.GraphCell(ms.load(path))

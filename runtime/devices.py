@@ -5,6 +5,7 @@ Probing imports the engine's framework, so it is done only when asked (never at 
 import functools
 
 from .engines import is_importable
+from .mindspore_import import import_mindspore
 
 
 def _ort(device):
@@ -32,7 +33,7 @@ def _mindspore(device):
         return False, "mindspore is not installed"
     if device == "cpu":
         return True, ""
-    import mindspore as ms
+    ms = import_mindspore()
     target = {"gpu": "GPU", "ascend": "Ascend"}[device]
     try:
         ok = ms.hal.is_available(target)

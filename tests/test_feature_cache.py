@@ -8,6 +8,7 @@ import pytest
 from toolkit.train.feature_cache import FeatureCache, cache_key
 from toolkit.train.features import preprocessing
 from train_fixtures import WIDTH, copy_data, image_files, lively
+from runtime.mindspore_import import import_mindspore
 
 pytestmark = pytest.mark.mindspore
 
@@ -140,7 +141,7 @@ def test_parity_failure_is_loud():
 @pytest.mark.parametrize("change", ["file", "image_size", "weights"])
 def test_a_change_invalidates_the_cache(change, tiny_data, tmp_path):
     import cv2
-    import mindspore as ms
+    ms = import_mindspore()
 
     from toolkit.models import build
     net = lively(build("mobilenet_v2", 2, width=WIDTH))

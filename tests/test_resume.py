@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from train_fixtures import TINY, WIDTH, invoke
+from runtime.mindspore_import import import_mindspore
 
 pytestmark = pytest.mark.mindspore
 
@@ -57,7 +58,7 @@ def test_resume_takes_the_saved_settings_and_refuses_changed_ones(head_run, tiny
 
 
 def test_a_save_killed_midway_leaves_no_partial_file(tmp_path, monkeypatch):
-    import mindspore as ms
+    ms = import_mindspore()
 
     from toolkit.run_dir import RunDir
     from toolkit.train import resume

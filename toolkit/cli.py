@@ -2,13 +2,15 @@
 
 Sub-commands live one per module in `toolkit/commands/` and are imported only when invoked, so
 `toolkit --help` stays fast and never imports MindSpore. Library errors are typed
-(runtime.errors.ToolkitError); this is the only place they become click errors.
+(runtime.errors.ToolkitError); this is the only place they become click errors. MindSpore's own
+warnings are shown only with -v (runtime.mindspore_import).
 """
 import importlib
 import logging
 
 import click
 
+from runtime import mindspore_import
 from runtime.errors import ToolkitError
 
 # command name -> "module:attribute"
@@ -73,7 +75,9 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup)
-@click.option("-v", "--verbose", count=True, help="More log output (repeat for debug).")
+@click.option("-v", "--verbose", count=True,
+              help="Also MindSpore's own warnings (e.g. about GPU/Ascend plugins this machine lacks); "
+                   "-vv: debug output too.")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress bars.")
 @click.version_option(package_name="ms-edge-toolkit")
 @click.pass_context
@@ -81,6 +85,8 @@ def main(ctx, verbose, quiet):
     """Train, convert, run and benchmark image classifiers for MindSpore Lite edge devices."""
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
     logging.basicConfig(level=level, format="%(message)s")
+    # Before any command imports MindSpore (runtime/mindspore_import.py says what is silenced).
+    mindspore_import.set_verbose(verbose > 0)
     ctx.ensure_object(dict)
     ctx.obj["quiet"] = quiet
     ctx.obj["verbose"] = verbose

@@ -16,6 +16,7 @@ import numpy as np
 
 from runtime.atomic import atomic_path, atomic_write_text
 from runtime.errors import EngineUnavailableError, ToolkitError
+from runtime.mindspore_import import import_mindspore
 
 from .data.errors import DatasetError
 from .data.folder import scan_dataset
@@ -36,14 +37,14 @@ def engine(name):
 
 @engine("mindspore")
 def _mindspore_predictor(net, batch_size, image_size):
-    import mindspore as ms
+    ms = import_mindspore()
     return lambda x: net(ms.Tensor(x)).asnumpy()
 
 
 @engine("onnxruntime")
 def _ort_predictor(net, batch_size, image_size):
     """Export the (fresh) network to ONNX in a temp folder and run it; pads the short last batch."""
-    import mindspore as ms
+    ms = import_mindspore()
     import onnxruntime as ort
     from runtime.formats import FORMATS_BY_NAME
     from .export import INPUT_NAME, write_model

@@ -17,6 +17,7 @@ import numpy as np
 from runtime.errors import EngineUnavailableError, ToolkitError
 from runtime.formats import DEVICES, FORMATS_BY_NAME
 from runtime.metadata import resize_for, sidecar_path
+from runtime.mindspore_import import from_mindspore, import_mindspore
 
 from .run_dir import RunDir
 
@@ -55,7 +56,7 @@ def _exportable(fmt_name):
 
 def with_softmax(net):
     """`net` followed by softmax over classes; auto_prefix=False keeps the parameter names."""
-    from mindspore import nn, ops
+    nn, ops = from_mindspore("mindspore", "nn", "ops")
 
     class WithSoftmax(nn.Cell):
         def __init__(self, inner):
@@ -87,7 +88,7 @@ def build_export_network(run, fuse_bn=True):
 def write_model(net, x, fmt, tmp):
     """ms export of `net` for input `x` to `tmp` (which must end with fmt.suffix); input named INPUT_NAME
     for ONNX."""
-    import mindspore as ms
+    ms = import_mindspore()
     if fmt.name == "onnx" and hasattr(ms, "onnx") and hasattr(ms.onnx, "export"):
         ms.onnx.export(net, x, file_name=tmp, input_names=[INPUT_NAME])
     else:
@@ -104,7 +105,7 @@ def graph_ops(path):
     if path.endswith(".onnx"):
         import onnx
         return [n.op_type for n in onnx.load(path, load_external_data=False).graph.node]
-    from mindspore.train import mind_ir_pb2
+    mind_ir_pb2 = from_mindspore("mindspore.train", "mind_ir_pb2")
     model = mind_ir_pb2.ModelProto()
     with open(path, "rb") as f:
         model.ParseFromString(f.read())
@@ -119,7 +120,7 @@ def _input_name(path):
         import onnx
         return onnx.load(path, load_external_data=False).graph.input[0].name
     if path.endswith(".mindir"):
-        from mindspore.train import mind_ir_pb2
+        mind_ir_pb2 = from_mindspore("mindspore.train", "mind_ir_pb2")
         model = mind_ir_pb2.ModelProto()
         with open(path, "rb") as f:
             model.ParseFromString(f.read())
@@ -133,8 +134,8 @@ def run_exported(path, x):
         import onnxruntime as ort
         sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
         return sess.run(None, {sess.get_inputs()[0].name: x})[0]
-    import mindspore as ms
-    from mindspore import nn
+    ms = import_mindspore()
+    nn = from_mindspore("mindspore", "nn")
     return nn.GraphCell(ms.load(path))(ms.Tensor(x)).asnumpy()
 
 
@@ -155,7 +156,7 @@ def _sidecar_conflict(out):
 def export_run(run_dir, fmt="mindir", fuse_bn=True, softmax=False, batch_size=1, image_size=None,
                out=None, verify=True):
     """Export RUN_DIR's best network; returns ExportResult. See the module docstring."""
-    import mindspore as ms
+    ms = import_mindspore()
     fmt = _exportable(fmt)
     run = RunDir(run_dir)
     meta = run.load_meta()

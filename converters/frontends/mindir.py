@@ -12,6 +12,7 @@ import sys
 import numpy as np
 
 from runtime.errors import ModelFormatError
+from runtime.mindspore_import import from_mindspore
 
 from ..errors import ConversionError
 from ..registry import OpRegistry
@@ -60,7 +61,7 @@ def mind_ir_pb2():
     loaded, the same file is loaded on its own, which takes milliseconds.
     """
     if "mindspore.train.mind_ir_pb2" in sys.modules or "mindspore" in sys.modules:
-        from mindspore.train import mind_ir_pb2
+        mind_ir_pb2 = from_mindspore("mindspore.train", "mind_ir_pb2")
         return mind_ir_pb2
     if "_toolkit_mind_ir_pb2" in sys.modules:
         return sys.modules["_toolkit_mind_ir_pb2"]
@@ -69,7 +70,7 @@ def mind_ir_pb2():
         raise ConversionError("reading MINDIR needs the mindspore package (training extra)")
     path = os.path.join(spec.submodule_search_locations[0], "train", "mind_ir_pb2.py")
     if not os.path.isfile(path):
-        from mindspore.train import mind_ir_pb2
+        mind_ir_pb2 = from_mindspore("mindspore.train", "mind_ir_pb2")
         return mind_ir_pb2
     module_spec = importlib.util.spec_from_file_location("_toolkit_mind_ir_pb2", path)
     module = importlib.util.module_from_spec(module_spec)

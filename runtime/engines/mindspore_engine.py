@@ -8,6 +8,7 @@ absent, or different from the one this process already uses, raises instead of r
 from ..devices import available_devices, probe
 from ..errors import EngineUnavailableError, ModelFormatError, ToolkitError
 from .base import Engine, TensorSpec, check_device
+from ..mindspore_import import from_mindspore, import_mindspore
 
 SUPPORTED = ("cpu", "gpu", "ascend")
 _THREADS_SET = None          # MindSpore's CPU thread count can be set once per process
@@ -19,7 +20,7 @@ MINDIR_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6
 
 def mindir_io(path):
     """(inputs, outputs) TensorSpecs read from the MINDIR protobuf with MindSpore's own module."""
-    from mindspore.train import mind_ir_pb2
+    mind_ir_pb2 = from_mindspore("mindspore.train", "mind_ir_pb2")
     proto = mind_ir_pb2.ModelProto()
     try:
         with open(path, "rb") as f:
@@ -44,7 +45,7 @@ def select_device(device, device_id=None, what=None):
     target is skipped (it raises after initialisation) and a different one is an error, never a
     silent switch.
     """
-    import mindspore as ms
+    ms = import_mindspore()
     what = what or f"MindSpore on {device}"
     target = MS_TARGETS[device]
     current = ms.get_context("device_target")
@@ -71,7 +72,7 @@ class MindSporeEngine(Engine):
             raise EngineUnavailableError(f"device {device!r} for engine {self.name}",
                                          available_devices(self.name), probe(self.name, device)[1])
         check_device(self.name, device, SUPPORTED, available_devices(self.name))
-        import mindspore as ms
+        ms = import_mindspore()
         self._ms = ms
         self._select_device(device)
         if threads:

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from runtime.metadata import IMAGENET_MEAN, IMAGENET_STD, resize_for
+from runtime.mindspore_import import from_mindspore, import_mindspore
 
 from .errors import DatasetError
 from .images import UnreadableImage, read_rgb
@@ -42,7 +43,7 @@ class _Source:
 
 
 def _transforms(image_size, train):
-    from mindspore.dataset import vision
+    vision = from_mindspore("mindspore.dataset", "vision")
     normalize = [vision.Normalize(mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD)), vision.HWC2CHW()]
     if train:
         return [vision.RandomResizedCrop(image_size, scale=SCALE, ratio=RATIO),
@@ -59,9 +60,9 @@ def make_loader(samples, image_size, batch_size, train, seed=0, shuffle=None, nu
     epoch for a different but reproducible order. A training set smaller than one batch gives one
     smaller batch (announced); otherwise training drops the incomplete last batch, eval keeps it.
     """
-    import mindspore.dataset as ds
-    from mindspore import dtype as mstype
-    from mindspore.dataset import transforms
+    ds = import_mindspore("mindspore.dataset")
+    mstype = from_mindspore("mindspore", "dtype")
+    transforms = from_mindspore("mindspore.dataset", "transforms")
 
     samples = list(samples)
     if not samples:

@@ -18,6 +18,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from runtime.mindspore_import import from_mindspore, import_mindspore
+
 from .config import ConfigError, TrainConfig
 from .modes import MODES, check_pretrained
 
@@ -77,8 +79,8 @@ def _head_alone():
     """Head mode under --workers: after the sharded extraction the tiny head trains identically on every
     rank from the gathered features (same seed, same batches), so no gradient all-reduce is wanted:
     back to stand-alone parallel mode, where TrainOneStepCell inserts none."""
-    import mindspore as ms
-    from mindspore.context import ParallelMode
+    ms = import_mindspore()
+    ParallelMode = from_mindspore("mindspore.context", "ParallelMode")
     ms.set_auto_parallel_context(parallel_mode=ParallelMode.STAND_ALONE)
 
 

@@ -10,6 +10,7 @@ import random
 import numpy as np
 
 from runtime.errors import EngineUnavailableError
+from runtime.mindspore_import import from_mindspore, import_mindspore
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ def check_device(device):
 def training_context(device, device_id=0):
     """GRAPH_MODE on the requested device (a compiled step is ~10x faster than PYNATIVE on CPU);
     the previous execution mode is restored afterwards for code sharing the process."""
-    import mindspore as ms
+    ms = import_mindspore()
     check_device(device)
     previous = ms.get_context("mode")
     ms.set_context(mode=ms.GRAPH_MODE)
@@ -42,7 +43,7 @@ def training_context(device, device_id=0):
 
 def seed_everything(seed, epoch):
     """Every random source as a function of (seed, epoch) only, so a resumed epoch equals the original."""
-    import mindspore as ms
+    ms = import_mindspore()
     value = (int(seed) * 100003 + int(epoch)) % (2 ** 31 - 1)
     random.seed(value)
     np.random.seed(value)
@@ -52,7 +53,7 @@ def seed_everything(seed, epoch):
 
 def build_network(cfg, num_classes, spec):
     """The full network with pretrained weights loaded as the mode asks; returns (net, LoadReport|None)."""
-    import mindspore as ms
+    ms = import_mindspore()
 
     from toolkit import checkpoints, models
     ms.set_seed(int(cfg.seed))         # random initialisation is a function of the seed
@@ -71,13 +72,13 @@ def build_network(cfg, num_classes, spec):
 
 
 def make_loss(label_smoothing):
-    from mindspore import nn
+    nn = from_mindspore("mindspore", "nn")
     return nn.CrossEntropyLoss(label_smoothing=float(label_smoothing))
 
 
 def make_optimizer(params, lrs, cfg):
     """Momentum over `params` with the per-step schedule; the fixed loss scale is undone here."""
-    from mindspore import Tensor, nn
+    Tensor, nn = from_mindspore("mindspore", "Tensor", "nn")
     params = list(params)
     # As in the ModelZoo: no weight decay on BatchNorm gamma/beta and biases.
     decay = [p for p in params if not p.name.endswith(NO_DECAY)]

@@ -8,6 +8,7 @@ import logging
 import numpy as np
 
 from runtime.errors import ToolkitError
+from runtime.mindspore_import import from_mindspore
 
 from . import amp
 from .schedule import cosine_with_warmup
@@ -28,7 +29,7 @@ def task(name):
 
 def classifier_of(net):
     """The last Dense of the head: the part head mode trains on pooled features."""
-    from mindspore import nn
+    nn = from_mindspore("mindspore", "nn")
     dense = [c for _, c in net.head.cells_and_names() if isinstance(c, nn.Dense)]
     if not dense:
         raise ToolkitError(f"{type(net.head).__name__} has no Dense classifier to train")
@@ -52,7 +53,7 @@ class FeatureTask:
     """Head mode: the Dense head on cached pooled features (see features.py for the cache)."""
 
     def __init__(self, cfg, net, arrays, shard=None):
-        from mindspore import Tensor
+        Tensor = from_mindspore("mindspore", "Tensor")
         self.Tensor = Tensor
         self.cfg, self.net = cfg, net
         self.dense = classifier_of(net)
@@ -93,7 +94,7 @@ class NetworkTask:
     """incremental, finetune, scratch: images through the network with the train augmentation."""
 
     def __init__(self, cfg, net, index, spec, shard=None):
-        from mindspore import Tensor
+        Tensor = from_mindspore("mindspore", "Tensor")
         self.Tensor = Tensor
         self.cfg, self.net, self.spec, self.index = cfg, net, spec, index
         self.shard = shard or {}
