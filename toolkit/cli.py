@@ -13,31 +13,22 @@ import click
 from runtime import mindspore_import
 from runtime.errors import ToolkitError
 
-# command name -> "module:attribute"
+# command name -> ("module:attribute", one-line help shown by `toolkit --help` without importing it)
 COMMANDS = {
-    "make-dataset": "toolkit.commands.make_dataset:make_dataset",
-    "train-head": "toolkit.commands.train_head:train_head",
-    "eval": "toolkit.commands.evaluate:evaluate",
-    "export": "toolkit.commands.export:export",
-    "convert": "toolkit.commands.convert:convert",
-    "inspect": "toolkit.commands.inspect:inspect",
-    "predict": "toolkit.commands.predict:predict",
-    "bench": "toolkit.commands.bench:bench",
-    "bench-train": "toolkit.commands.bench_train:bench_train",
-    "rank-table": "toolkit.commands.rank_table:rank_table",
-}
-
-SHORT_HELP = {
-    "make-dataset": "Generate a deterministic ImageFolder dataset.",
-    "train-head": "Train a classifier (head, finetune, incremental, scratch).",
-    "eval": "Top-1, per-class accuracy and confusion matrix of a run.",
-    "export": "Export a run to MINDIR, ONNX or AIR.",
-    "convert": "Convert MINDIR or ONNX to a MindSpore Lite .ms model.",
-    "inspect": "Describe a .ms model.",
-    "predict": "Classify images with any model and engine.",
-    "bench": "Latency table across engines and devices.",
-    "bench-train": "Time head-mode transfer against the ModelZoo recipe.",
-    "rank-table": "Write an HCCL rank table for Ascend data-parallel runs.",
+    "make-dataset": ("toolkit.commands.make_dataset:make_dataset",
+                     "Generate a deterministic ImageFolder dataset."),
+    "train-head": ("toolkit.commands.train_head:train_head",
+                   "Train a classifier (head, finetune, incremental, scratch)."),
+    "eval": ("toolkit.commands.evaluate:evaluate", "Top-1, per-class accuracy and confusion matrix of a run."),
+    "export": ("toolkit.commands.export:export", "Export a run to MINDIR, ONNX or AIR."),
+    "convert": ("toolkit.commands.convert:convert", "Convert MINDIR or ONNX to a MindSpore Lite .ms model."),
+    "inspect": ("toolkit.commands.inspect:inspect", "Describe a .ms model."),
+    "predict": ("toolkit.commands.predict:predict", "Classify images with any model and engine."),
+    "bench": ("toolkit.commands.bench:bench", "Latency table across engines and devices."),
+    "bench-train": ("toolkit.commands.bench_train:bench_train",
+                    "Time head-mode transfer against the ModelZoo recipe."),
+    "rank-table": ("toolkit.commands.rank_table:rank_table",
+                   "Write an HCCL rank table for Ascend data-parallel runs."),
 }
 
 
@@ -46,24 +37,13 @@ class LazyGroup(click.Group):
         return sorted(COMMANDS)
 
     def get_command(self, ctx, name):
-        target = COMMANDS.get(name)
-        if target is None:
+        if name not in COMMANDS:
             return None
-        module, attr = target.split(":")
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if e.name == module:
-                # Listed but not built yet: say so instead of pretending.
-                @click.command(name=name, help=f"{SHORT_HELP[name]} (not available in this build)")
-                def missing():
-                    raise click.ClickException(f"'{name}' is not implemented in this build")
-                return missing
-            raise
-        return getattr(mod, attr)
+        module, attr = COMMANDS[name][0].split(":")
+        return getattr(importlib.import_module(module), attr)
 
     def format_commands(self, ctx, formatter):
-        rows = [(name, SHORT_HELP.get(name, "")) for name in self.list_commands(ctx)]
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
