@@ -12,12 +12,13 @@ plugin loader reports a failed dlopen), so it is set here, before the first `imp
 - Python warnings raised from mindspore modules are ignored on the same condition;
 - `MS_OM_PATH`, the folder where a graph-compilation failure writes `rank_<id>/om/analyze_fail.ir`
   (the current folder by default), points to GRAPH_DUMP_DIR unless the user set it; training
-  points it into the run folder (`graph_dump_dir`).
+  points it into the run folder (`graph_dumps_in`).
 
 The environment is inherited by subprocesses (msrun workers), so they are as quiet as their parent.
 Errors are never hidden: MindSpore raises them as exceptions, which the callers turn into typed
 errors. Importing this module imports nothing heavy; `import runtime` stays framework-free.
 """
+import contextlib
 import importlib
 import os
 import sys
@@ -69,14 +70,25 @@ def _configure():
     _setdefault_env(GRAPH_DUMP_VAR, GRAPH_DUMP_DIR)
 
 
-def graph_dump_dir(folder):
-    """Send MindSpore's compile-failure dumps (analyze_fail.ir) to `folder` from now on, unless the
-    user chose a folder with MS_OM_PATH. Returns the folder in effect."""
+@contextlib.contextmanager
+def graph_dumps_in(folder):
+    """Within the block, MindSpore's compile-failure dumps (rank_<id>/om/analyze_fail.ir) go to
+    `folder` (MindSpore reads MS_OM_PATH when it writes one), unless the user chose MS_OM_PATH."""
     with _lock:
-        if GRAPH_DUMP_VAR not in os.environ or GRAPH_DUMP_VAR in _set_by_us:
+        ours = GRAPH_DUMP_VAR not in os.environ or GRAPH_DUMP_VAR in _set_by_us
+        previous = os.environ.get(GRAPH_DUMP_VAR)
+        if ours:
             os.environ[GRAPH_DUMP_VAR] = os.fspath(folder)
             _set_by_us.add(GRAPH_DUMP_VAR)
-        return os.environ[GRAPH_DUMP_VAR]
+    try:
+        yield os.environ[GRAPH_DUMP_VAR]
+    finally:
+        if ours:
+            with _lock:
+                if previous is None:
+                    os.environ.pop(GRAPH_DUMP_VAR, None)
+                else:
+                    os.environ[GRAPH_DUMP_VAR] = previous
 
 
 def import_mindspore(module="mindspore"):

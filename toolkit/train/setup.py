@@ -10,7 +10,7 @@ import random
 import numpy as np
 
 from runtime.errors import EngineUnavailableError
-from runtime.mindspore_import import from_mindspore, import_mindspore
+from runtime.mindspore_import import from_mindspore, graph_dumps_in, import_mindspore
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +26,10 @@ def check_device(device):
 
 
 @contextlib.contextmanager
-def training_context(device, device_id=0):
+def training_context(device, device_id=0, graph_dump_dir=None):
     """GRAPH_MODE on the requested device (a compiled step is ~10x faster than PYNATIVE on CPU);
-    the previous execution mode is restored afterwards for code sharing the process."""
+    the previous execution mode is restored afterwards for code sharing the process. MindSpore's
+    compile-failure dumps go to `graph_dump_dir` (the run's logs/), never the working folder."""
     ms = import_mindspore()
     check_device(device)
     previous = ms.get_context("mode")
@@ -36,7 +37,8 @@ def training_context(device, device_id=0):
     from runtime.engines.mindspore_engine import select_device
     select_device(device, device_id, what=f"MindSpore training on {device}")
     try:
-        yield
+        with graph_dumps_in(graph_dump_dir) if graph_dump_dir else contextlib.nullcontext():
+            yield
     finally:
         ms.set_context(mode=previous)
 
