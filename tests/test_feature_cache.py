@@ -213,3 +213,31 @@ def test_a_change_invalidates_the_cache(change, tiny_data, tmp_path):
     assert info2["cache"] == "miss" and info2["key"] != info["key"]
     assert not np.array_equal(before["train_x"], after["train_x"])
     assert len([f for f in os.listdir(tmp_path / "cache") if f.endswith(".npz")]) == 2
+
+
+def test_a_tampered_cache_is_extracted_again_and_nothing_lands_in_the_working_folder(
+        tiny_data, pretrained_ckpt, tmp_path):
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "toolkit.cli", "train-head", tiny_data, "--out", str(out),
+               "--mode", "head", "--pretrained", pretrained_ckpt, "--width", str(WIDTH),
+               "--image-size", "32", "--epochs", "1", "--batch-size", "4"]
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    first = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    (entry,) = [p for p in (out / "cache").iterdir() if p.suffix == ".npz"]
+    good = dict(np.load(entry))
+    np.savez(entry, **dict(good, train_x=good["train_x"][:, :100]))     # as a tampering would
+    again = subprocess.run(command + ["--overwrite"], cwd=cwd, env=env, capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert f"feature cache {entry} [train_x]: shape" in again.stderr and "extracting" in again.stderr
+    assert "cache miss (a damaged entry was replaced)" in again.stdout
+    assert "Traceback" not in again.stderr
+    assert os.listdir(cwd) == [], "nothing (rank_0/om/analyze_fail.ir) in the working folder"
+    rebuilt = dict(np.load(entry))
+    assert all(np.array_equal(rebuilt[k], good[k]) for k in good)

@@ -94,7 +94,8 @@ HEAD_ARGS = ["--mode", "head", "--width", str(WIDTH), "--image-size", "32", "--e
              "--batch-size", "4", "--seed", "7"]
 OURS = {"run": ".state.json.k1ll3d_x.tmp", "checkpoints": ".best.ckpt.abcdefgh.tmp",
         "cache": ".0123abcd.npz.zz_9zz_9.tmp"}
-NOT_OURS = {"run": "notes.tmp", "checkpoints": ".best.ckpt.tmp", "cache": "tmpmydata12/keep.txt"}   # our name pattern, not our content
+# look-alikes: the last has our folder name pattern but not our content
+NOT_OURS = {"run": "notes.tmp", "checkpoints": ".best.ckpt.tmp", "cache": "tmpmydata12/keep.txt"}
 
 
 @pytest.fixture(scope="module")

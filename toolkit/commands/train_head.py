@@ -77,6 +77,8 @@ def _relaunch(ctx, cfg):
 
 def _features_line(feats):
     parts = [f"features: cache {feats.get('cache')}", f"engine {feats.get('engine')}"]
+    if feats.get("rejected"):
+        parts[0] += " (a damaged entry was replaced)"
     if "extract_s" in feats:
         parts.append(f"{feats['images']} images in {feats['extract_s']:.1f} s")
     if feats.get("parity"):

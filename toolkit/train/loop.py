@@ -85,8 +85,10 @@ def _head_alone():
 
 
 def _check(cfg, spec):
-    """Refuse an inconsistent configuration before anything is written."""
+    """Refuse an inconsistent configuration, or an absent device, before anything is written."""
     from .amp import check_level
+    from .setup import check_device
+    check_device(cfg.device)
     problem = check_pretrained(spec, cfg.pretrained)
     if problem:
         raise ConfigError(problem)
