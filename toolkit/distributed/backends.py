@@ -9,6 +9,8 @@ or tuning knobs. `launch_environment` builds the variables the launcher adds, an
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
+from runtime.mindspore_import import GLOG_LEVEL_VAR, QUIET_GLOG_LEVEL, is_verbose
+
 from .errors import DistributedError
 
 # Exported by msrun to the scheduler and every worker; MindSpore's dynamic networking reads them.
@@ -84,7 +86,8 @@ def launch_environment(device, local_workers, visible_devices=None, rank_table=N
     visible devices; `visible_devices` picks which ones (e.g. "4,5,6,7").
     """
     spec = backend_for(device)
-    env = {"GLOG_v": "3"}
+    # Workers as quiet as runtime.mindspore_import makes this process (MindSpore's warnings with -v).
+    env = {} if is_verbose() else {GLOG_LEVEL_VAR: QUIET_GLOG_LEVEL}
     if visible_devices is not None:
         if spec.visible_devices_var is None:
             raise DistributedError(f"--visible-devices has no meaning on {spec.device}: the {spec.backend} "
