@@ -19,12 +19,13 @@ import time
 import numpy as np
 
 from runtime.atomic import atomic_write_text
+from runtime.mindspore_import import import_mindspore
 
 PRECISIONS = {"fp32": [], "fp16": ["--fp16"], "int8": ["--quant", "weight"]}
 
 
 def export_random_mobilenet(folder, width, size, classes):
-    import mindspore as ms
+    ms = import_mindspore()
     from toolkit.models import build
     ms.set_context(mode=ms.GRAPH_MODE)
     ms.set_seed(0)

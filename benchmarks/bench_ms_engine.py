@@ -22,7 +22,8 @@ import numpy as np
 
 def export_onnx(folder, classes=1000, size=224):
     """MobileNetV2 (ModelZoo layout) exported to ONNX with MindSpore; returns the path."""
-    import mindspore as ms
+    from runtime.mindspore_import import import_mindspore
+    ms = import_mindspore()
     from toolkit.models import build
     net = build("mobilenet_v2", classes)
     net.set_train(False)

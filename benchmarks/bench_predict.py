@@ -31,7 +31,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def build_mobilenet(folder, size=224, classes=1000):
     """Child-process entry: MobileNetV2 1.0 -> folder/model.onnx, its metadata inside."""
-    import mindspore as ms
+    from runtime.mindspore_import import import_mindspore
+    ms = import_mindspore()
     import numpy as np
     from runtime.metadata import ModelMeta, resize_for, save_model
     from toolkit.models import build

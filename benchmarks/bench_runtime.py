@@ -21,6 +21,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from runtime.metadata import ModelMeta, save_model  # noqa: E402
+from runtime.mindspore_import import import_mindspore  # noqa: E402
 from toolkit.bench import environment  # noqa: E402
 from toolkit.bench.flops import count_flops, peak_flop_rate  # noqa: E402
 from toolkit.bench.harness import run_plan  # noqa: E402
@@ -38,7 +39,7 @@ IMAGE_SIZE = 224
 
 def export_models(folder, batches, width=1.0):
     """Run in a child process (imports MindSpore): model_b{B}.mindir/.onnx with metadata, same weights."""
-    import mindspore as ms
+    ms = import_mindspore()
     import numpy as np
     from toolkit.models import build
     ms.set_seed(0)

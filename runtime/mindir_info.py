@@ -14,6 +14,7 @@ import os
 import sys
 
 from .errors import EngineUnavailableError, ModelFormatError
+from .mindspore_import import from_mindspore
 
 MAX_BYTES = 4 << 30
 # mind_ir.proto TensorProto.DataType -> numpy dtype name
@@ -25,7 +26,7 @@ _STANDALONE = "_toolkit_mind_ir_pb2"
 def mind_ir_pb2():
     """MindSpore's generated protobuf module `mindspore.train.mind_ir_pb2`, loaded cheaply."""
     if "mindspore.train.mind_ir_pb2" in sys.modules or "mindspore" in sys.modules:
-        from mindspore.train import mind_ir_pb2 as module
+        module = from_mindspore("mindspore.train", "mind_ir_pb2")
         return module
     if _STANDALONE in sys.modules:
         return sys.modules[_STANDALONE]
@@ -35,7 +36,7 @@ def mind_ir_pb2():
                                      "it needs the mindspore package (training extra)")
     path = os.path.join(spec.submodule_search_locations[0], "train", "mind_ir_pb2.py")
     if not os.path.isfile(path):
-        from mindspore.train import mind_ir_pb2 as module
+        module = from_mindspore("mindspore.train", "mind_ir_pb2")
         return module
     module_spec = importlib.util.spec_from_file_location(_STANDALONE, path)
     module = importlib.util.module_from_spec(module_spec)

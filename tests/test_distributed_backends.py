@@ -6,6 +6,7 @@ from toolkit.distributed.backends import (BACKENDS, MSRUN_ENV, backend_for, laun
                                           missing_worker_environment)
 from toolkit.distributed.context import DistInfo, global_batch, scaled_learning_rate
 from toolkit.distributed.errors import DistributedError
+from runtime.mindspore_import import from_mindspore
 
 EXPECTED = {  # device -> (MindSpore target, init() backend, world group, visible-devices variable)
     "cpu": ("CPU", "mccl", "mccl_world_group", None),
@@ -28,7 +29,7 @@ def test_backend_entry(device):
 
 def test_world_group_names_match_mindspore():
     pytest.importorskip("mindspore")
-    from mindspore import communication as comm
+    comm = from_mindspore("mindspore", "communication")
     assert {s.backend: s.world_group for s in BACKENDS.values()} == {
         "mccl": comm.MCCL_WORLD_COMM_GROUP, "nccl": comm.NCCL_WORLD_COMM_GROUP,
         "hccl": comm.HCCL_WORLD_COMM_GROUP}

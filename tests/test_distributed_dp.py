@@ -17,6 +17,7 @@ import os
 
 import numpy as np
 import pytest
+from runtime.mindspore_import import from_mindspore, import_mindspore
 
 pytest.importorskip("mindspore")
 pytestmark = pytest.mark.mindspore
@@ -50,8 +51,8 @@ def _state(out, rank, step):
 @pytest.fixture(scope="module")
 def reference_opt():
     """The network and optimizer of one process (PYNATIVE), with a per-shard gradient function."""
-    import mindspore as ms
-    from mindspore import nn
+    ms = import_mindspore()
+    nn = from_mindspore("mindspore", "nn")
     ms.set_context(mode=ms.PYNATIVE_MODE)
     args = dp_check.parser().parse_args(["--out", "unused", *ARGS])
     net, loss, opt, _ = dp_check.build(args)

@@ -101,14 +101,6 @@ def test_write_is_readable_back(tmp_path):
     assert read_rank_table(write_rank_table(TWO_HOSTS, path) and path) == build_rank_table(TWO_HOSTS)
 
 
-@pytest.fixture(autouse=True)
-def registered(monkeypatch):
-    """Through the toolkit group (which turns typed errors into click errors), registered or not yet."""
-    from toolkit import cli
-    monkeypatch.setitem(cli.COMMANDS, "rank-table", "toolkit.commands.rank_table:rank_table")
-    monkeypatch.setitem(cli.SHORT_HELP, "rank-table", "Write an HCCL rank table for Ascend.")
-
-
 def _cli(*args):
     from toolkit.cli import main
     return CliRunner().invoke(main, ["rank-table", *args])

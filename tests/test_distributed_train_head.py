@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from toolkit.cli import main
+from runtime.mindspore_import import import_mindspore
 
 
 def test_port_in_use_is_a_clear_cli_error(tmp_path):
@@ -45,7 +46,7 @@ def test_scratch_training_on_two_cpu_workers(tmp_path):
 
 
 def _load(path):
-    import mindspore as ms
+    ms = import_mindspore()
     return {k: v.asnumpy() for k, v in ms.load_checkpoint(str(path)).items()}
 
 

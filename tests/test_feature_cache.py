@@ -9,6 +9,7 @@ from runtime.metadata import ModelMeta, resize_for
 from toolkit.train.feature_cache import FeatureCache, cache_key
 from toolkit.train.features import preprocessing
 from train_fixtures import WIDTH, copy_data, image_files, lively
+from runtime.mindspore_import import import_mindspore
 
 pytestmark = pytest.mark.mindspore
 
@@ -96,20 +97,73 @@ def test_key_describes_the_transform_eval_batches_runs():
     assert spec["mean"] == [float(np.float32(v)) for v in meta.mean]     # the float32 values used
 
 
+ARRAYS = {"train_x": np.ones((3, 4), np.float32), "train_y": np.array([0, 1, 0], np.int32),
+          "val_x": np.zeros((1, 4), np.float32), "val_y": np.zeros(1, np.int32)}
+EXPECT = dict(dim=4, train_labels=[0, 1, 0], val_labels=[0], num_classes=2)
+
+
 def test_store_round_trip_and_damaged_entries_are_misses(tmp_path):
     cache = FeatureCache(tmp_path)
-    arrays = {"train_x": np.ones((3, 4), np.float32), "train_y": np.arange(3, dtype=np.int32),
-              "val_x": np.zeros((1, 4), np.float32), "val_y": np.zeros(1, np.int32)}
+    arrays = ARRAYS
     cache.save("k", arrays, {"engine": "test"})
-    got = cache.load("k", 3, 1)
+    got = cache.load("k", **EXPECT)
     assert all(np.array_equal(got[k], arrays[k]) for k in arrays)
     assert cache.info("k") == {"engine": "test"}
-    assert cache.load("k", 4, 1) is None, "a different dataset size is a miss"
-    assert cache.load("other", 3, 1) is None
+    assert cache.load("k", **dict(EXPECT, train_labels=[0, 1, 0, 1])) is None, \
+        "a different dataset size is a miss"
+    assert "train_x" in cache.rejected and "shape (3, 4) (expected (4, 4))" in cache.rejected
+    assert cache.load("other", **EXPECT) is None and cache.rejected is None
     with open(tmp_path / "k.npz", "r+b") as f:
         f.truncate(20)
-    assert cache.load("k", 3, 1) is None, "a truncated entry is a miss, not a crash"
+    assert cache.load("k", **EXPECT) is None, "a truncated entry is a miss, not a crash"
+    assert "k.npz" in cache.rejected
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+
+
+def _tampered(tmp_path, **change):
+    path = tmp_path / "k.npz"
+    np.savez(path, **dict(ARRAYS, **change))
+    return FeatureCache(tmp_path), str(path)
+
+
+@pytest.mark.parametrize("change, array, problem", [
+    (dict(train_x=np.ones((3, 5), np.float32)), "train_x", "shape (3, 5) (expected (3, 4))"),
+    (dict(val_x=np.ones((1, 4), np.float64)), "val_x", "dtype float64 (expected float32)"),
+    (dict(train_x=np.array([[1, 2, 3, 4], [1, np.nan, 1, 1], [1, 1, 1, np.inf]], np.float32)),
+     "train_x", "2 row(s) not finite, first row 1"),
+    (dict(train_y=np.array([0, 7, 0], np.int32)), "train_y", "label 7 at row 1 is outside 0..1"),
+    (dict(train_y=np.array([0, 0, 0], np.int32)), "train_y", "1 label(s) differ from the dataset's"),
+    (dict(val_y=np.zeros(1, np.float32)), "val_y", "expected integer"),
+    (dict(train_y=np.array([0, 1, 0], object)), "train_y", "dtype object"),
+])
+def test_a_tampered_entry_names_the_file_and_the_array(tmp_path, change, array, problem):
+    from toolkit.train.feature_cache import FeatureCacheError
+    cache, path = _tampered(tmp_path, **change)
+    with pytest.raises(FeatureCacheError) as e:
+        cache.read("k", **EXPECT)
+    assert (e.value.path, e.value.array) == (path, array)
+    assert problem in str(e.value) and path in str(e.value)
+    assert cache.load("k", **EXPECT) is None and cache.rejected == str(e.value)
+
+
+def test_a_missing_array_and_a_huge_claimed_shape_are_refused_before_reading(tmp_path):
+    import zipfile
+    from toolkit.train.feature_cache import FeatureCacheError
+    cache, path = _tampered(tmp_path)
+    with zipfile.ZipFile(path, "w") as zf:       # only three arrays, one claiming 10**12 rows
+        for name in ("train_x", "train_y"):
+            with zf.open(name + ".npy", "w") as f:
+                np.lib.format.write_array(f, ARRAYS[name])
+        with zf.open("val_x.npy", "w") as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False,
+                                                     "shape": (10 ** 12, 4)})
+    with pytest.raises(FeatureCacheError, match=r"\[val_x\]: shape \(1000000000000, 4\)"):
+        cache.read("k", **EXPECT)
+    with zipfile.ZipFile(path, "w") as zf:
+        with zf.open("train_x.npy", "w") as f:
+            np.lib.format.write_array(f, ARRAYS["train_x"])
+    with pytest.raises(FeatureCacheError, match=r"\[train_y\]: array missing"):
+        cache.read("k", **EXPECT)
 
 
 def _features(data, net, cache_dir, image_size=32):
@@ -169,7 +223,7 @@ def test_parity_failure_is_loud():
 @pytest.mark.parametrize("change", ["file", "image_size", "weights"])
 def test_a_change_invalidates_the_cache(change, tiny_data, tmp_path):
     import cv2
-    import mindspore as ms
+    ms = import_mindspore()
 
     from toolkit.models import build
     net = lively(build("mobilenet_v2", 2, width=WIDTH))
@@ -188,3 +242,31 @@ def test_a_change_invalidates_the_cache(change, tiny_data, tmp_path):
     assert info2["cache"] == "miss" and info2["key"] != info["key"]
     assert not np.array_equal(before["train_x"], after["train_x"])
     assert len([f for f in os.listdir(tmp_path / "cache") if f.endswith(".npz")]) == 2
+
+
+def test_a_tampered_cache_is_extracted_again_and_nothing_lands_in_the_working_folder(
+        tiny_data, pretrained_ckpt, tmp_path):
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "toolkit.cli", "train-head", tiny_data, "--out", str(out),
+               "--mode", "head", "--pretrained", pretrained_ckpt, "--width", str(WIDTH),
+               "--image-size", "32", "--epochs", "1", "--batch-size", "4"]
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    first = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    (entry,) = [p for p in (out / "cache").iterdir() if p.suffix == ".npz"]
+    good = dict(np.load(entry))
+    np.savez(entry, **dict(good, train_x=good["train_x"][:, :100]))     # as a tampering would
+    again = subprocess.run(command + ["--overwrite"], cwd=cwd, env=env, capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert f"feature cache {entry} [train_x]: shape" in again.stderr and "extracting" in again.stderr
+    assert "cache miss (a damaged entry was replaced)" in again.stdout
+    assert "Traceback" not in again.stderr
+    assert os.listdir(cwd) == [], "nothing (rank_0/om/analyze_fail.ir) in the working folder"
+    rebuilt = dict(np.load(entry))
+    assert all(np.array_equal(rebuilt[k], good[k]) for k in good)

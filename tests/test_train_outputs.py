@@ -4,13 +4,14 @@ import os
 
 import numpy as np
 import pytest
+from runtime.mindspore_import import import_mindspore
 
 
 pytestmark = pytest.mark.mindspore
 
 
 def _outputs(out, which, images):
-    import mindspore as ms
+    ms = import_mindspore()
 
     from toolkit.run_dir import RunDir
     previous = ms.get_context("mode")

@@ -13,6 +13,7 @@ import numpy as np
 
 from runtime.atomic import atomic_path
 from runtime.errors import ToolkitError
+from runtime.mindspore_import import from_mindspore, import_mindspore
 
 MODES = ("backbone", "full")
 LIST_MAX = 8
@@ -57,7 +58,7 @@ def params_of(net):
 
 def save_params(params, path, fp16=False):
     """Write a MindSpore checkpoint atomically; fp16=True stores float tensors as float16 (half size)."""
-    import mindspore as ms
+    ms = import_mindspore()
     if not isinstance(params, dict):
         params = params_of(params)
     items = []
@@ -79,7 +80,7 @@ def save_params(params, path, fp16=False):
 
 def load_params(path):
     """{name: ndarray} from a checkpoint file; CheckpointError naming the file when unreadable."""
-    import mindspore as ms
+    ms = import_mindspore()
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: checkpoint file not found")
@@ -99,7 +100,7 @@ def _as_params(ckpt):
 
 def assign(net, params, names=None):
     """Copy arrays into the network's parameters (cast to each parameter's dtype)."""
-    from mindspore import Tensor
+    Tensor = from_mindspore("mindspore", "Tensor")
     by_name = {p.name: p for p in net.get_parameters()}
     for name in (names if names is not None else params):
         p = by_name[name]

@@ -2,40 +2,33 @@
 
 Sub-commands live one per module in `toolkit/commands/` and are imported only when invoked, so
 `toolkit --help` stays fast and never imports MindSpore. Library errors are typed
-(runtime.errors.ToolkitError); this is the only place they become click errors.
+(runtime.errors.ToolkitError); this is the only place they become click errors. MindSpore's own
+warnings are shown only with -v (runtime.mindspore_import).
 """
 import importlib
 import logging
 
 import click
 
+from runtime import mindspore_import
 from runtime.errors import ToolkitError
 
-# command name -> "module:attribute"
+# command name -> ("module:attribute", one-line help shown by `toolkit --help` without importing it)
 COMMANDS = {
-    "make-dataset": "toolkit.commands.make_dataset:make_dataset",
-    "train-head": "toolkit.commands.train_head:train_head",
-    "eval": "toolkit.commands.evaluate:evaluate",
-    "export": "toolkit.commands.export:export",
-    "convert": "toolkit.commands.convert:convert",
-    "inspect": "toolkit.commands.inspect:inspect",
-    "predict": "toolkit.commands.predict:predict",
-    "bench": "toolkit.commands.bench:bench",
-    "bench-train": "toolkit.commands.bench_train:bench_train",
-    "rank-table": "toolkit.commands.rank_table:rank_table",
-}
-
-SHORT_HELP = {
-    "make-dataset": "Generate a deterministic ImageFolder dataset.",
-    "train-head": "Train a classifier (head, finetune, incremental, scratch).",
-    "eval": "Top-1, per-class accuracy and confusion matrix of a run.",
-    "export": "Export a run to MINDIR, ONNX or AIR.",
-    "convert": "Convert MINDIR or ONNX to a MindSpore Lite .ms model.",
-    "inspect": "Describe a .ms model.",
-    "predict": "Classify images with any model and engine.",
-    "bench": "Latency table across engines and devices.",
-    "bench-train": "Time head-mode transfer against the ModelZoo recipe.",
-    "rank-table": "Write an HCCL rank table for Ascend data-parallel runs.",
+    "make-dataset": ("toolkit.commands.make_dataset:make_dataset",
+                     "Generate a deterministic ImageFolder dataset."),
+    "train-head": ("toolkit.commands.train_head:train_head",
+                   "Train a classifier (head, finetune, incremental, scratch)."),
+    "eval": ("toolkit.commands.evaluate:evaluate", "Top-1, per-class accuracy and confusion matrix of a run."),
+    "export": ("toolkit.commands.export:export", "Export a run to MINDIR, ONNX or AIR."),
+    "convert": ("toolkit.commands.convert:convert", "Convert MINDIR or ONNX to a MindSpore Lite .ms model."),
+    "inspect": ("toolkit.commands.inspect:inspect", "Describe a .ms model."),
+    "predict": ("toolkit.commands.predict:predict", "Classify images with any model and engine."),
+    "bench": ("toolkit.commands.bench:bench", "Latency table across engines and devices."),
+    "bench-train": ("toolkit.commands.bench_train:bench_train",
+                    "Time head-mode transfer against the ModelZoo recipe."),
+    "rank-table": ("toolkit.commands.rank_table:rank_table",
+                   "Write an HCCL rank table for Ascend data-parallel runs."),
 }
 
 
@@ -44,24 +37,13 @@ class LazyGroup(click.Group):
         return sorted(COMMANDS)
 
     def get_command(self, ctx, name):
-        target = COMMANDS.get(name)
-        if target is None:
+        if name not in COMMANDS:
             return None
-        module, attr = target.split(":")
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if e.name == module:
-                # Listed but not built yet: say so instead of pretending.
-                @click.command(name=name, help=f"{SHORT_HELP[name]} (not available in this build)")
-                def missing():
-                    raise click.ClickException(f"'{name}' is not implemented in this build")
-                return missing
-            raise
-        return getattr(mod, attr)
+        module, attr = COMMANDS[name][0].split(":")
+        return getattr(importlib.import_module(module), attr)
 
     def format_commands(self, ctx, formatter):
-        rows = [(name, SHORT_HELP.get(name, "")) for name in self.list_commands(ctx)]
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
@@ -73,7 +55,9 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup)
-@click.option("-v", "--verbose", count=True, help="More log output (repeat for debug).")
+@click.option("-v", "--verbose", count=True,
+              help="Also MindSpore's own warnings (e.g. about GPU/Ascend plugins this machine lacks); "
+                   "-vv: debug output too.")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress bars.")
 @click.version_option(package_name="ms-edge-toolkit")
 @click.pass_context
@@ -81,6 +65,8 @@ def main(ctx, verbose, quiet):
     """Train, convert, run and benchmark image classifiers for MindSpore Lite edge devices."""
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
     logging.basicConfig(level=level, format="%(message)s")
+    # Before any command imports MindSpore (runtime/mindspore_import.py says what is silenced).
+    mindspore_import.set_verbose(verbose > 0)
     ctx.ensure_object(dict)
     ctx.obj["quiet"] = quiet
     ctx.obj["verbose"] = verbose

@@ -17,6 +17,7 @@ import numpy as np
 from runtime.atomic import atomic_path, atomic_write_text
 from runtime.errors import EngineUnavailableError, ToolkitError
 from runtime.registry import registrar
+from runtime.mindspore_import import import_mindspore
 
 from .data.errors import DatasetError
 from .data.folder import scan_dataset
@@ -34,7 +35,7 @@ engine = registrar(ENGINES, "evaluation engine")
 @engine("mindspore")
 def _mindspore_predictor(net, batch_size, image_size):
     """The network itself (nothing exported): the reference every other engine is checked against."""
-    import mindspore as ms
+    ms = import_mindspore()
     return lambda x: net(ms.Tensor(x)).asnumpy()
 
 
@@ -42,7 +43,7 @@ def _mindspore_predictor(net, batch_size, image_size):
 def _ort_predictor(net, batch_size, image_size):
     """Export the (fresh) network to ONNX at `batch_size` in a temp folder and run it through
     runtime.load; run_batched pads the short last batch."""
-    import mindspore as ms
+    ms = import_mindspore()
 
     import runtime
     from runtime.engines.batching import run_batched

@@ -20,6 +20,7 @@ from runtime.errors import EngineUnavailableError, ToolkitError
 from runtime.formats import DEVICES, FORMATS_BY_NAME
 from runtime.atomic import remove_stale_temps, temp_for
 from runtime.metadata import resize_for, save_model
+from runtime.mindspore_import import from_mindspore, import_mindspore
 
 from .run_dir import RunDir
 
@@ -58,7 +59,7 @@ def _exportable(fmt_name):
 
 def with_softmax(net):
     """`net` followed by softmax over classes; auto_prefix=False keeps the parameter names."""
-    from mindspore import nn, ops
+    nn, ops = from_mindspore("mindspore", "nn", "ops")
 
     class WithSoftmax(nn.Cell):
         def __init__(self, inner):
@@ -90,7 +91,7 @@ def build_export_network(run, fuse_bn=True):
 def write_model(net, x, fmt, tmp):
     """ms export of `net` for input `x` to `tmp` (which must end with fmt.suffix); input named INPUT_NAME
     for ONNX."""
-    import mindspore as ms
+    ms = import_mindspore()
     if fmt.name == "onnx" and hasattr(ms, "onnx") and hasattr(ms.onnx, "export"):
         ms.onnx.export(net, x, file_name=tmp, input_names=[INPUT_NAME])
     else:
@@ -143,7 +144,7 @@ def default_name(fmt, softmax=False, fuse_bn=True):
 def export_run(run_dir, fmt="mindir", fuse_bn=True, softmax=False, batch_size=1, image_size=None,
                out=None, verify=True):
     """Export RUN_DIR's best network; returns ExportResult. See the module docstring."""
-    import mindspore as ms
+    ms = import_mindspore()
     fmt = _exportable(fmt)
     run = RunDir(run_dir)
     meta = run.load_meta()

@@ -8,10 +8,11 @@ Exporters (MINDIR, ONNX) do not fold BatchNorm themselves (platform-facts.md).
 import numpy as np
 
 from runtime.errors import ToolkitError
+from runtime.mindspore_import import from_mindspore
 
 
 def _conv_bn_pairs(net):
-    from mindspore import nn
+    nn = from_mindspore("mindspore", "nn")
     for _, cell in net.cells_and_names():
         if isinstance(cell, nn.SequentialCell):
             children = list(cell.cell_list)
@@ -42,5 +43,5 @@ def fuse_bn_params(net):
 
 def count_batchnorm(net):
     """Number of BatchNorm cells in a network (0 for a fused one)."""
-    from mindspore import nn
+    nn = from_mindspore("mindspore", "nn")
     return sum(isinstance(c, nn.BatchNorm2d) for _, c in net.cells_and_names())

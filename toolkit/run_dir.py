@@ -4,6 +4,7 @@ RUN_DIR/
   best.ckpt  head.ckpt  fused.ckpt  [best_fp16.ckpt  fused_fp16.ckpt]
   model.json (runtime.metadata.ModelMeta)  config.json (resolved configuration)  history.csv
   state.json (resume point)  checkpoints/ (periodic)  cache/ (feature cache)
+  logs/ (per-rank logs of --workers runs; MindSpore's rank_<id>/om/analyze_fail.ir if a graph fails)
 Everything else (train, eval, export) finds files through these properties.
 """
 import os
@@ -45,6 +46,7 @@ class RunDir:
     checkpoints_dir = property(lambda self: self._p("checkpoints"))
     eval_dir = property(lambda self: self._p("eval"))
     export_dir = property(lambda self: self._p("export"))
+    logs_dir = property(lambda self: self._p("logs"))
 
     def __repr__(self):
         return f"RunDir({self.path!r})"
@@ -54,6 +56,12 @@ class RunDir:
         for d in (self.path, self.cache_dir, self.checkpoints_dir):
             os.makedirs(d, exist_ok=True)
         return self
+
+    def remove_leftovers(self):
+        """Delete the atomic-write temporaries an interrupted run left in the folder and in
+        checkpoints/ (the feature cache cleans its own); call it while holding the folder alone."""
+        from toolkit.leftovers import remove_atomic_temps, report
+        return report(remove_atomic_temps(self.path) + remove_atomic_temps(self.checkpoints_dir))
 
     def periodic_ckpt(self, epoch):
         return self._p("checkpoints", f"epoch_{epoch:04d}.ckpt")

@@ -8,6 +8,7 @@ module that talks to onnxruntime.
 import functools
 
 from ..formats import ENGINES_BY_NAME
+from ..mindspore_import import import_mindspore
 from .availability import is_importable
 
 
@@ -36,7 +37,7 @@ def _mindspore(device):
         return False, "mindspore is not installed"
     if device == "cpu":
         return True, ""
-    import mindspore as ms
+    ms = import_mindspore()
     target = {"gpu": "GPU", "ascend": "Ascend"}[device]
     try:
         ok = ms.hal.is_available(target)

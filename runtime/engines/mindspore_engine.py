@@ -8,6 +8,7 @@ absent, or different from the one this process already uses, raises instead of r
 from .devices import available_devices, probe
 from ..errors import EngineUnavailableError, ModelFormatError, ToolkitError
 from ..mindir_info import mindir_io
+from ..mindspore_import import import_mindspore
 from .base import Engine, check_device
 
 _THREADS_SET = None          # MindSpore's CPU thread count can be set once per process
@@ -16,7 +17,7 @@ MS_TARGETS = {"cpu": "CPU", "gpu": "GPU", "ascend": "Ascend"}
 
 def process_device():
     """The device this process's MindSpore runs on (or will run on), as an ENGINES device name."""
-    import mindspore as ms
+    ms = import_mindspore()
     target = ms.get_context("device_target")
     names = {v: k for k, v in MS_TARGETS.items()}
     if target not in names:
@@ -32,7 +33,7 @@ def select_device(device, device_id=None, what=None):
     target is skipped (it raises after initialisation) and a different one is an error, never a
     silent switch.
     """
-    import mindspore as ms
+    ms = import_mindspore()
     what = what or f"MindSpore on {device}"
     target = MS_TARGETS[device]
     current = ms.get_context("device_target")
@@ -56,7 +57,7 @@ class MindSporeEngine(Engine):
         super().__init__(path, device, threads)      # refuses devices the ENGINES entry lacks
         check_device(self.name, device, available_devices(self.name),
                      probe(self.name, device)[1] or "not present on this machine")
-        import mindspore as ms
+        ms = import_mindspore()
         self._ms = ms
         self._select_device(device)
         if threads:

@@ -18,6 +18,7 @@ import numpy as np
 from runtime.errors import ImageError, MetadataError
 from runtime.images import load_rgb
 from runtime.metadata import ModelMeta
+from runtime.mindspore_import import from_mindspore, import_mindspore
 from runtime.preprocess import Preprocessor
 
 from .errors import DatasetError
@@ -66,7 +67,7 @@ def _mindspore_recipe_check(meta):
 
 
 def _transforms(meta, train):
-    from mindspore.dataset import vision
+    vision = from_mindspore("mindspore.dataset", "vision")
     normalize = [vision.Normalize(mean=list(meta.mean), std=list(meta.std)), vision.HWC2CHW()]
     if train:
         return [vision.RandomResizedCrop(meta.image_size, scale=SCALE, ratio=RATIO),
@@ -86,9 +87,9 @@ def make_loader(samples, meta, batch_size, train, seed=0, shuffle=None, num_shar
     smaller batch (announced); otherwise training drops the incomplete last batch, eval keeps it.
     """
     _mindspore_recipe_check(_require_meta(meta, "make_loader"))
-    import mindspore.dataset as ds
-    from mindspore import dtype as mstype
-    from mindspore.dataset import transforms
+    ds = import_mindspore("mindspore.dataset")
+    mstype = from_mindspore("mindspore", "dtype")
+    transforms = from_mindspore("mindspore.dataset", "transforms")
 
     samples = list(samples)
     if not samples:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
 from runtime.registry import registrar
+from runtime.mindspore_import import GLOG_LEVEL_VAR, QUIET_GLOG_LEVEL, is_verbose
 
 from .errors import DistributedError
 
@@ -85,7 +86,8 @@ def launch_environment(device, local_workers, visible_devices=None, rank_table=N
     visible devices; `visible_devices` picks which ones (e.g. "4,5,6,7").
     """
     spec = backend_for(device)
-    env = {"GLOG_v": "3"}
+    # Workers as quiet as runtime.mindspore_import makes this process (MindSpore's warnings with -v).
+    env = {} if is_verbose() else {GLOG_LEVEL_VAR: QUIET_GLOG_LEVEL}
     if visible_devices is not None:
         if spec.visible_devices_var is None:
             raise DistributedError(f"--visible-devices has no meaning on {spec.device}: the {spec.backend} "

@@ -7,6 +7,8 @@ collective backend as training). The tiny head can then be trained once on the f
 """
 import numpy as np
 
+from runtime.mindspore_import import from_mindspore, import_mindspore
+
 from .errors import DistributedError
 
 
@@ -22,8 +24,8 @@ def gather_rows(rows, info):
     rows = np.ascontiguousarray(rows)
     if info.size <= 1:
         return rows
-    import mindspore as ms
-    from mindspore import ops
+    ms = import_mindspore()
+    ops = from_mindspore("mindspore", "ops")
     gather = ops.AllGather()
     counts = gather(ms.Tensor(np.array([len(rows)], np.int64))).asnumpy()
     shapes = gather(ms.Tensor(np.array(rows.shape[1:] or (0,), np.int64))).asnumpy().reshape(info.size, -1)

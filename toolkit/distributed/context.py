@@ -15,6 +15,8 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
+from runtime.mindspore_import import from_mindspore, import_mindspore
+
 from .backends import ROLE_SCHEDULER, backend_for, missing_worker_environment
 from .errors import DistributedError
 
@@ -53,9 +55,9 @@ def init_data_parallel(device="cpu") -> DistInfo:
     if missing:
         raise DistributedError(f"not started by msrun: {', '.join(missing)} not set; launch with "
                                f"`toolkit ... --workers N` or msrun")
-    import mindspore as ms
-    from mindspore.communication import get_group_size, get_rank, init
-    from mindspore.context import ParallelMode
+    ms = import_mindspore()
+    get_group_size, get_rank, init = from_mindspore("mindspore.communication", "get_group_size", "get_rank", "init")
+    ParallelMode = from_mindspore("mindspore.context", "ParallelMode")
 
     ms.set_device(spec.target)
     if os.environ.get("MS_ROLE") == ROLE_SCHEDULER:
@@ -75,7 +77,7 @@ def grad_reducer(parameters, info: DistInfo):
     """A callable averaging a tuple of gradients across workers (identity in a single process)."""
     if info.size <= 1:
         return lambda grads: grads
-    from mindspore import nn
+    nn = from_mindspore("mindspore", "nn")
     return nn.DistributedGradReducer(parameters, mean=True, degree=info.size)
 
 

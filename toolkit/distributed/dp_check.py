@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from runtime.atomic import atomic_path, atomic_write_text
+from runtime.mindspore_import import from_mindspore, import_mindspore
 
 from .context import DistInfo, init_data_parallel
 from .launch import inside_worker
@@ -50,7 +51,7 @@ def state(opt):
 def load_state(opt, arrays, step=0):
     """Put a saved state (and the schedule index `step`) into `opt` in place, where its compiled
     update reads them."""
-    import mindspore as ms
+    ms = import_mindspore()
     for p, m in zip(opt.parameters, opt.moments):
         ms.ops.assign(p, ms.Tensor(arrays[f"p:{p.name}"]))
         ms.ops.assign(m, ms.Tensor(arrays[f"m:{p.name}"]))
@@ -65,7 +66,7 @@ def save_npz(path, arrays):
 
 def build(args):
     """The network and the toolkit's own training step (train-head's loss, optimizer and step cell)."""
-    import mindspore as ms
+    ms = import_mindspore()
 
     from toolkit.models import build as build_model
     from toolkit.train.amp import build_train_step
@@ -89,8 +90,8 @@ def allreduce_times(opt, repeats):
     reducer issues them) and all of them fused into one buffer, medians over `repeats`."""
     import statistics
 
-    import mindspore as ms
-    from mindspore import nn, ops
+    ms = import_mindspore()
+    nn, ops = from_mindspore("mindspore", "nn", "ops")
 
     class Each(nn.Cell):
         def __init__(self):
@@ -117,7 +118,7 @@ def allreduce_times(opt, repeats):
 
 
 def run(args):
-    import mindspore as ms
+    ms = import_mindspore()
     info = init_data_parallel(args.device) if inside_worker() else DistInfo.single(args.device)
     if not inside_worker():
         ms.set_device({"cpu": "CPU", "gpu": "GPU", "ascend": "Ascend"}[args.device])

@@ -10,10 +10,13 @@ names plus `.bias` (e.g. `features.0.features.0.bias`), which `toolkit.fuse.fuse
 import math
 
 import numpy as np
-from mindspore import Tensor, nn, ops
-from mindspore.common.initializer import Normal, initializer
+
+from runtime.mindspore_import import from_mindspore
 
 from .common import make_divisible
+
+Tensor, nn, ops = from_mindspore("mindspore", "Tensor", "nn", "ops")
+Normal, initializer = from_mindspore("mindspore.common.initializer", "Normal", "initializer")
 
 # t (expansion), c (channels), n (repeats), s (first stride)
 INVERTED_RESIDUAL_SETTING = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),

@@ -7,6 +7,7 @@ The loss scale is fixed: on CPU MindSpore accepts only FixedLossScaleManager(dro
 False), and the same fixed scale is given to the optimizer so gradients are unscaled exactly.
 """
 from runtime.errors import ToolkitError
+from runtime.mindspore_import import import_mindspore
 
 from .config import AMP_LEVELS
 
@@ -31,7 +32,7 @@ def check_level(level, device):
 
 def build_train_step(network, loss_fn, optimizer, level, loss_scale, device):
     """TrainOneStepCell(network + loss) under `level`; raises if any parameter name changed."""
-    import mindspore as ms
+    ms = import_mindspore()
 
     check_level(level, device)
     before = [p.name for p in network.get_parameters()]

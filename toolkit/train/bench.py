@@ -14,6 +14,8 @@ import time
 
 import numpy as np
 
+from runtime.mindspore_import import import_mindspore
+
 from .config import TrainConfig
 from .loop import no_progress
 from .outputs import model_meta
@@ -46,7 +48,7 @@ def run_ours(cfg, net, index, workdir, progress=no_progress):
 
 def _zoo_maps(backbone, samples, meta, batch_size, folder, tag):
     """MindSpore backbone on each batch; saves maps and labels per batch like the ModelZoo."""
-    import mindspore as ms
+    ms = import_mindspore()
 
     from toolkit.data.pipeline import eval_batches
     paths = []
@@ -63,7 +65,7 @@ def _zoo_maps(backbone, samples, meta, batch_size, folder, tag):
 
 
 def run_modelzoo(cfg, net, index, workdir):
-    import mindspore as ms
+    ms = import_mindspore()
 
     from toolkit import models
     from toolkit.checkpoints import assign, params_of
@@ -112,7 +114,7 @@ def run_modelzoo(cfg, net, index, workdir):
 def warm_up():
     """Pay MindSpore's once-per-process start-up (kernel libraries, first compile) before timing,
     so neither method is charged for it."""
-    import mindspore as ms
+    ms = import_mindspore()
     dense = ms.nn.Dense(4, 2)
     dense(ms.Tensor(np.zeros((1, 4), np.float32))).asnumpy()
 

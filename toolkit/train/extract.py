@@ -20,6 +20,7 @@ import numpy as np
 
 from runtime.errors import EngineUnavailableError, ToolkitError
 from runtime.formats import ENGINES_BY_NAME
+from runtime.mindspore_import import from_mindspore, import_mindspore
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,8 @@ def backbone_arrays(net):
 
 def build_feature_net(arch, width, arrays):
     """A fresh backbone + global-average-pooling cell holding `arrays` (a new object every call)."""
-    import mindspore as ms
-    from mindspore import nn, ops
+    ms = import_mindspore()
+    nn, ops = from_mindspore("mindspore", "nn", "ops")
 
     from toolkit import models
 
@@ -68,7 +69,7 @@ def build_feature_net(arch, width, arrays):
 def export_onnx(feature_net, image_size, path, batch):
     """Export with a fixed batch dimension: onnxruntime runs a static shape ~25% faster than a
     symbolic one on CPU (measured on MobileNetV2); smaller batches are padded by the extractor."""
-    import mindspore as ms
+    ms = import_mindspore()
     import onnx
 
     dummy = ms.Tensor(np.zeros((1, 3, image_size, image_size), np.float32))
@@ -103,7 +104,7 @@ class MindSporeExtractor:
     name = "mindspore"
 
     def __init__(self, feature_net, pynative=False):
-        import mindspore as ms
+        ms = import_mindspore()
         self.ms = ms
         self.net = feature_net
         self.pynative = pynative

@@ -10,6 +10,7 @@ In a data-parallel run (`dist.size > 1`) every rank extracts its contiguous slic
 dataset order, so the arrays equal a single process's; only rank 0 writes the cache. Whether the
 cache is used is agreed by all ranks (a hit only if every rank hits), so no rank skips a collective.
 """
+import contextlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -87,15 +88,24 @@ def pooled_features(cfg, net, index, cache_root, progress, dist=None):
 
     `dist` (toolkit.distributed.context.DistInfo) shards the extraction over ranks; None is one process.
     """
-    from toolkit.data.pipeline import eval_batches
     from toolkit.distributed.context import DistInfo
     dist = dist or DistInfo.single(cfg.device)
+    cache = FeatureCache(cache_root)
+    # Rank 0 writes the cache: it holds the folder while using it and cleans up after interrupted runs.
+    with cache.claim() if dist.is_rank0 else contextlib.nullcontext():
+        return _pooled_features(cfg, net, index, cache, progress, dist)
+
+
+def _pooled_features(cfg, net, index, cache, progress, dist):
+    from toolkit.data.pipeline import eval_batches
+    cache_root = cache.root
     arrays_in = extract.backbone_arrays(net)
     meta = model_meta(cfg, index.classes)           # what the run's model.json will say
     key = cache_key(arrays_in, index.train, index.val, index.classes, preprocessing(meta),
                     cfg.image_size, cfg.arch, cfg.width)
-    cache = FeatureCache(cache_root)
-    cached = cache.load(key, len(index.train), len(index.val))
+    dim = net.backbone.out_channels
+    cached = cache.load(key, dim, [s.label for s in index.train], [s.label for s in index.val],
+                        index.num_classes)
     if _all_ranks_agree(cached is not None, dist):
         info = dict(cache.info(key), cache="hit", key=key)
         log.info("features: cache hit %s", key[:12])
@@ -108,7 +118,6 @@ def pooled_features(cfg, net, index, cache_root, progress, dist=None):
     workdir = cache_root if dist.is_rank0 else None
     extractor, info = extract.make_extractor(engine, cfg.arch, cfg.width, arrays_in, cfg.image_size,
                                              cfg.device, workdir, check, EXTRACT_BATCH)
-    dim = net.backbone.out_channels
     train_x, train_y = _extract_shard(extractor, index.train, meta, dim, progress,
                                       f"extract train ({engine})", dist)
     val_x, val_y = _extract_shard(extractor, index.val, meta, dim, progress,
@@ -117,6 +126,8 @@ def pooled_features(cfg, net, index, cache_root, progress, dist=None):
     images = len(index.train) + len(index.val)
     info.update(cache="miss", key=key, extract_s=round(elapsed, 3), images=images,
                 images_per_s=round(images / elapsed, 1) if elapsed > 0 else None, workers=dist.size)
+    if cache.rejected:
+        info["rejected"] = cache.rejected
     arrays = {"train_x": train_x, "train_y": train_y, "val_x": val_x, "val_y": val_y}
     if dist.is_rank0:
         cache.save(key, arrays, info)

@@ -18,6 +18,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from runtime.mindspore_import import from_mindspore, import_mindspore
+
 from .config import ConfigError, TrainConfig
 from .modes import MODES, check_pretrained
 
@@ -77,33 +79,16 @@ def _head_alone():
     """Head mode under --workers: after the sharded extraction the tiny head trains identically on every
     rank from the gathered features (same seed, same batches), so no gradient all-reduce is wanted:
     back to stand-alone parallel mode, where TrainOneStepCell inserts none."""
-    import mindspore as ms
-    from mindspore.context import ParallelMode
+    ms = import_mindspore()
+    ParallelMode = from_mindspore("mindspore.context", "ParallelMode")
     ms.set_auto_parallel_context(parallel_mode=ParallelMode.STAND_ALONE)
 
 
-def train(cfg, resume=False, overwrite=False, stop_after=None, progress=no_progress, on_epoch=None):
-    """Run (or continue) training as configured; `stop_after` ends the process's work after that
-    many completed epochs (as an interruption would) without finalising."""
-    from .setup import training_context
-    cfg = cfg.resolved()
-    with training_context(cfg.device, cfg.device_id):
-        return _train(cfg, resume, overwrite, stop_after, progress, on_epoch)
-
-
-def _train(cfg, resume, overwrite, stop_after, progress, on_epoch):
-    from toolkit import models
-    from toolkit.data.folder import scan_dataset
-    from toolkit.run_dir import RunDir
-
-    from . import resume as resume_mod
+def _check(cfg, spec):
+    """Refuse an inconsistent configuration, or an absent device, before anything is written."""
     from .amp import check_level
-    from .features import pooled_features
-    from .outputs import finalize, model_meta
-    from .setup import build_network, seed_everything
-    from .tasks import TASKS
-
-    spec = MODES[cfg.mode]
+    from .setup import check_device
+    check_device(cfg.device)
     problem = check_pretrained(spec, cfg.pretrained)
     if problem:
         raise ConfigError(problem)
@@ -111,18 +96,76 @@ def _train(cfg, resume, overwrite, stop_after, progress, on_epoch):
     if spec.cached_features and cfg.lr_scaling != "none":
         raise ConfigError("--mode head trains the head once on all features with --batch-size; "
                           "there is no global batch to scale the learning rate for (--lr-scaling none)")
-    dist, shard = _distributed(cfg)
-    writer = dist.is_rank0
-    run = RunDir(cfg.out)
-    if writer:
+
+
+@contextlib.contextmanager
+def _claimed(run, cfg, resume, overwrite):
+    """The writing process holds the run folder alone while it trains. First of all it removes what
+    an interrupted run left (temporaries), checks the folder against resume/overwrite and saves
+    the configuration, so a run killed at any later point (scan, extraction, an epoch) resumes."""
+    from toolkit.folder_lock import exclusive
+    if resume and not os.path.exists(run.config_json):
+        TrainConfig.load(run.config_json)       # raises: nothing to resume (and creates nothing)
+    with exclusive(run.path, "run folder"):
+        run.remove_leftovers()
         _prepare_run_dir(run, cfg, resume, overwrite)
         run.create()
+        cfg.save(run.config_json)
+        yield
+
+
+def _resume_point(run, resume):
+    """The saved state to continue from; None to start at the first epoch (no --resume, or a run
+    interrupted before it completed one)."""
+    from . import resume as resume_mod
+    if not resume:
+        return None
+    if not os.path.exists(run.state_json):
+        log.info("%s: no completed epoch yet; starting from the first", run.path)
+        return None
+    return resume_mod.load_state(run)
+
+
+def train(cfg, resume=False, overwrite=False, stop_after=None, progress=no_progress, on_epoch=None):
+    """Run (or continue) training as configured; `stop_after` ends the process's work after that
+    many completed epochs (as an interruption would) without finalising."""
+    from toolkit.run_dir import RunDir
+
+    from .setup import training_context
+    cfg = cfg.resolved()
+    _check(cfg, MODES[cfg.mode])
+    run = RunDir(cfg.out)
+    with contextlib.ExitStack() as held:
+        if cfg.workers <= 1:        # the only process, so the writer: claim the folder at once
+            held.enter_context(_claimed(run, cfg, resume, overwrite))
+        held.enter_context(training_context(cfg.device, cfg.device_id, graph_dump_dir=run.logs_dir))
+        return _train(cfg, run, resume, overwrite, stop_after, progress, on_epoch, held)
+
+
+def _train(cfg, run, resume, overwrite, stop_after, progress, on_epoch, held):
+    from toolkit import models
+    from toolkit.data.folder import scan_dataset
+
+    from . import resume as resume_mod
+    from .features import pooled_features
+    from .outputs import finalize, model_meta
+    from .setup import build_network, seed_everything
+    from .tasks import TASKS
+
+    spec = MODES[cfg.mode]
+    dist, shard = _distributed(cfg)
+    writer = dist.is_rank0
+    if writer and cfg.workers > 1:      # rank 0 of a data-parallel run writes
+        held.enter_context(_claimed(run, cfg, resume, overwrite))
+    state = _resume_point(run, resume)
 
     index = scan_dataset(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed)
     for line in index.report():
         log.info("%s", line)
     if not index.train:
         raise ConfigError(f"{cfg.data}: no training images")
+    if writer:
+        model_meta(cfg, index.classes).save(run.model_json)
     net, _ = build_network(cfg, index.num_classes, spec)
     features = {}
     if spec.cached_features:
@@ -135,16 +178,12 @@ def _train(cfg, resume, overwrite, stop_after, progress, on_epoch):
         task = TASKS["network"](cfg, net, index, spec, shard)
 
     history, best, start = [], {"acc": None, "epoch": None}, 0
-    if resume:
-        state = resume_mod.load_state(run)
+    if state is not None:
         if state.get("seed") != cfg.seed:
             raise ConfigError(f"--resume with seed {cfg.seed}, but the run used {state.get('seed')}")
         resume_mod.restore(task.state_cell, state)
         history, best, start = state["history"], state["best"], state["epoch"]
         log.info("resuming %s after epoch %d of %d", run.path, start, cfg.epochs)
-    if writer:
-        cfg.save(run.config_json)
-        model_meta(cfg, index.classes).save(run.model_json)
 
     steps = task.steps_per_epoch
     done_this_run = 0

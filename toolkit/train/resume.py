@@ -3,7 +3,10 @@
 Each completed epoch writes `checkpoints/state_<epoch>.ckpt` (every parameter of the training cell:
 network, momentum buffers, global step) and then `state.json` naming it. `state.json` is replaced
 atomically and only after its checkpoint is complete, so a run killed at any instant resumes from the
-last completed epoch. Random state is not saved because every source is re-seeded from (seed, epoch)
+last completed epoch. config.json is written before anything else (loop._claimed), so a run killed
+before its first epoch completed (during the scan, the feature extraction or epoch 1) resumes too,
+from the first epoch; the temporaries such a kill leaves are removed by the next run
+(toolkit.leftovers). Random state is not saved because every source is re-seeded from (seed, epoch)
 at the start of each epoch (setup.seed_everything) and data order is a function of (seed, epoch).
 """
 import csv

@@ -10,6 +10,7 @@ import random
 import numpy as np
 
 from runtime.errors import EngineUnavailableError
+from runtime.mindspore_import import from_mindspore, graph_dumps_in, import_mindspore
 
 log = logging.getLogger(__name__)
 
@@ -25,24 +26,26 @@ def check_device(device):
 
 
 @contextlib.contextmanager
-def training_context(device, device_id=0):
+def training_context(device, device_id=0, graph_dump_dir=None):
     """GRAPH_MODE on the requested device (a compiled step is ~10x faster than PYNATIVE on CPU);
-    the previous execution mode is restored afterwards for code sharing the process."""
-    import mindspore as ms
+    the previous execution mode is restored afterwards for code sharing the process. MindSpore's
+    compile-failure dumps go to `graph_dump_dir` (the run's logs/), never the working folder."""
+    ms = import_mindspore()
     check_device(device)
     previous = ms.get_context("mode")
     ms.set_context(mode=ms.GRAPH_MODE)
     from runtime.engines.mindspore_engine import select_device
     select_device(device, device_id, what=f"MindSpore training on {device}")
     try:
-        yield
+        with graph_dumps_in(graph_dump_dir) if graph_dump_dir else contextlib.nullcontext():
+            yield
     finally:
         ms.set_context(mode=previous)
 
 
 def seed_everything(seed, epoch):
     """Every random source as a function of (seed, epoch) only, so a resumed epoch equals the original."""
-    import mindspore as ms
+    ms = import_mindspore()
     value = (int(seed) * 100003 + int(epoch)) % (2 ** 31 - 1)
     random.seed(value)
     np.random.seed(value)
@@ -52,7 +55,7 @@ def seed_everything(seed, epoch):
 
 def build_network(cfg, num_classes, spec):
     """The full network with pretrained weights loaded as the mode asks; returns (net, LoadReport|None)."""
-    import mindspore as ms
+    ms = import_mindspore()
 
     from toolkit import checkpoints, models
     ms.set_seed(int(cfg.seed))         # random initialisation is a function of the seed
@@ -71,13 +74,13 @@ def build_network(cfg, num_classes, spec):
 
 
 def make_loss(label_smoothing):
-    from mindspore import nn
+    nn = from_mindspore("mindspore", "nn")
     return nn.CrossEntropyLoss(label_smoothing=float(label_smoothing))
 
 
 def make_optimizer(params, lrs, cfg):
     """Momentum over `params` with the per-step schedule; the fixed loss scale is undone here."""
-    from mindspore import Tensor, nn
+    Tensor, nn = from_mindspore("mindspore", "Tensor", "nn")
     params = list(params)
     # As in the ModelZoo: no weight decay on BatchNorm gamma/beta and biases.
     decay = [p for p in params if not p.name.endswith(NO_DECAY)]

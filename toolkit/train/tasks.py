@@ -9,6 +9,7 @@ import numpy as np
 
 from runtime.errors import ToolkitError
 from runtime.registry import registrar
+from runtime.mindspore_import import from_mindspore
 
 from . import amp
 from .outputs import model_meta
@@ -26,7 +27,7 @@ task = registrar(TASKS, "training task")
 
 def classifier_of(net):
     """The last Dense of the head: the part head mode trains on pooled features."""
-    from mindspore import nn
+    nn = from_mindspore("mindspore", "nn")
     dense = [c for _, c in net.head.cells_and_names() if isinstance(c, nn.Dense)]
     if not dense:
         raise ToolkitError(f"{type(net.head).__name__} has no Dense classifier to train")
@@ -50,7 +51,7 @@ class FeatureTask:
     """Head mode: the Dense head on cached pooled features (see features.py for the cache)."""
 
     def __init__(self, cfg, net, arrays, shard=None):
-        from mindspore import Tensor
+        Tensor = from_mindspore("mindspore", "Tensor")
         self.Tensor = Tensor
         self.cfg, self.net = cfg, net
         self.dense = classifier_of(net)
@@ -91,7 +92,7 @@ class NetworkTask:
     """incremental, finetune, scratch: images through the network with the train augmentation."""
 
     def __init__(self, cfg, net, index, spec, shard=None):
-        from mindspore import Tensor
+        Tensor = from_mindspore("mindspore", "Tensor")
         self.Tensor = Tensor
         self.cfg, self.net, self.spec, self.index = cfg, net, spec, index
         self.shard = shard or {}
