@@ -14,7 +14,7 @@ from benchmarks.fuzz import campaign, harness
 from benchmarks.fuzz.harness import Limits
 
 SEED = 1
-FAST = {"ms": 40, "onnx": 25, "mindir": 15, "image": 40, "meta": 40}
+FAST = {"ms": 80, "onnx": 50, "mindir": 30, "image": 60, "meta": 80}
 SLOW = 300
 LIMITS = Limits(mem_mb=harness.DEFAULT_MEM_MB, rss_mb=harness.DEFAULT_RSS_MB, timeout=60)
 

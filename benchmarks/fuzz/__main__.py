@@ -48,6 +48,11 @@ def main(argv=None):
           f"{args.start + args.count - 1}), {args.jobs} job(s), {doc['seconds']:.0f} s")
     for line in doc["table"]:
         print(line)
+    seeds = campaign.format_seed_check(doc["targets"])
+    if seeds:
+        print("seeds that do not run as they are (before any mutation):")
+        for line in seeds:
+            print(line)
     sig = campaign.format_signatures(doc["targets"])
     if sig:
         print("failures (outcome, exception, innermost project frame; replay with --replay CASE_ID):")

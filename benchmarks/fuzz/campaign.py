@@ -58,6 +58,18 @@ def _git_commit():
         return ""
 
 
+def _unnamed(typed, limit=10):
+    """Typed errors whose message does not name the input file: signature -> count and example."""
+    out = OrderedDict()
+    for r in typed:
+        if r.names_file:
+            continue
+        key = f"{r.error_type} at {r.project_frame or r.frame}"
+        entry = out.setdefault(key, {"count": 0, "example": r.case, "message": r.message[:200]})
+        entry["count"] += 1
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]["count"])[:limit])
+
+
 def summarize(name, results, limits):
     counts = Counter(r.outcome for r in results)
     worst = max(results, key=lambda r: r.rss_growth_kb, default=None)
@@ -84,6 +96,7 @@ def summarize(name, results, limits):
             "growth_mib": round(worst.rss_growth_kb / 1024, 1), "outcome": worst.outcome},
         "slowest": None if slowest is None else {"case": slowest.case, "seconds": round(slowest.seconds, 2)},
         "typed_naming_file": [sum(1 for r in typed if r.names_file), len(typed)],
+        "typed_not_naming_file": _unnamed(typed),
         "stages_of_typed": dict(Counter(r.stage for r in typed)),
         "failure_signatures": sorted(signatures.values(), key=lambda e: -e["count"]),
         "failures": [r.to_dict() for r in results if r.outcome not in ACCEPTED],
@@ -108,6 +121,16 @@ def format_table(summaries, limits):
     return out
 
 
+def format_seed_check(summaries):
+    out = []
+    for s in summaries:
+        for name, r in s.get("seeds_as_is", {}).items():
+            if r["outcome"] != "ran":
+                out.append(f"  {s['target']} seed {name}: {r['outcome']} {r['error_type']} at {r['where']} "
+                           f"(stage {r['stage']}): {r['message'][:160]}")
+    return out
+
+
 def format_signatures(summaries, limit=12):
     out = []
     for s in summaries:
@@ -115,6 +138,32 @@ def format_signatures(summaries, limit=12):
             out.append(f"  {s['target']}: {e['count']} x {e['outcome']} {e['error_type']} at {e['where']} "
                        f"(stage {e['stage']}); e.g. {', '.join(e['examples'][:3])}")
             out.append(f"      {e['message'][:240]}")
+    return out
+
+
+class _SeedAsIs:
+    """One seed consumed unmutated: tells "this seed never runs" apart from what mutations found."""
+
+    def __init__(self, target, seed_name):
+        self.target, self.seed_name, self.name = target, seed_name, target.name + "-seed"
+
+    def mutate(self, rng, corpus):
+        return os.path.splitext(self.seed_name)[1], corpus.seeds[self.seed_name], [f"seed {self.seed_name} as is"]
+
+    def variant(self, rng):
+        return 0, None
+
+    def consume(self, path, case_dir, stage, variant=0):
+        return self.target.consume(path, case_dir, stage, variant)
+
+
+def run_seeds(target, corpus, root, limits):
+    """{seed name: outcome and error} for every seed consumed as it is (default converter options)."""
+    out = {}
+    for k, name in enumerate(corpus.names(target.suffixes)):
+        (res,) = run_cases(_SeedAsIs(target, name), corpus, 0, [k], root, limits, 1)
+        out[name] = {"outcome": res.outcome, "stage": res.stage, "error_type": res.error_type,
+                     "where": res.project_frame or res.frame, "message": res.message[:200]}
     return out
 
 
@@ -144,6 +193,7 @@ def run_campaign(target_names, seed, count, jobs=1, limits=None, work=None, repo
         s = summarize(name, results, limits)
         s["seconds"] = round(time.monotonic() - t, 1)
         s["seeds"] = corpus.hashes
+        s["seeds_as_is"] = run_seeds(target, corpus, os.path.join(cases_root, name + "-seeds"), limits)
         summaries.append(s)
     lines = format_table(summaries, limits)
     doc = {

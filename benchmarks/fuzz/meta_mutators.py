@@ -25,13 +25,6 @@ _SPECIFIC = {
 }
 
 
-def _deep(depth):
-    value = []
-    for _ in range(depth):
-        value = [value]
-    return value
-
-
 def mutate_meta(rng, data, ops):
     seed = json.loads(data)
     r = rng.random()
@@ -49,9 +42,11 @@ def mutate_meta(rng, data, ops):
                 ops.append(f"key {key} removed")
                 continue
             else:
-                d[key] = _deep(rng.choice((50, 500, 50000)))
-                ops.append(f"key {key} nested {len(json.dumps(d[key])) // 2} deep")
-                continue
+                depth = rng.choice((50, 500, 50000))
+                d[key] = "@DEEP@"
+                ops.append(f"key {key} nested {depth} deep")
+                text = json.dumps(d).encode()
+                return text.replace(b'"@DEEP@"', b"[" * depth + b"]" * depth)
             ops.append(f"key {key} -> {repr(d[key])[:60]}")
         if rng.random() < 0.1:
             d["unknown_key"] = {"nested": [1, {"x": None}]}
