@@ -101,6 +101,7 @@ def test_outcome_classes_are_detected(tmp_path):
             if kind == "2":
                 raise KeyError("untyped")
             if kind == "3":
+                stage("about to crash")
                 os.kill(os.getpid(), signal.SIGSEGV)
             if kind == "4":
                 import time
@@ -118,6 +119,7 @@ def test_outcome_classes_are_detected(tmp_path):
     assert results[1].names_file is True
     assert results[2].error_type == "builtins.KeyError"
     assert results[3].error_type == "SIGSEGV"
+    assert results[3].stage == "about to crash" and results[3].mutation == ["fake"]
     assert results[6].rss_growth_kb > 250 << 10
 
 

@@ -126,14 +126,25 @@ def _is_alloc_failure(exc):
     return False
 
 
-class Stage:
-    """Mutable label of what a consumer is doing, so a failure says at which step it happened."""
+def _send(wfd, obj):
+    if wfd is None:
+        return
+    data = (json.dumps(obj) + "\n").encode()
+    while data:
+        data = data[os.write(wfd, data):]
 
-    def __init__(self):
+
+class Stage:
+    """Mutable label of what a consumer is doing, so a failure says at which step it happened.
+    Each change is also sent to the dispatcher at once, so a crash still names its step."""
+
+    def __init__(self, wfd=None):
         self.name = "start"
+        self.wfd = wfd
 
     def __call__(self, name):
         self.name = name
+        _send(self.wfd, {"stage": name})
 
 
 def _child_main(target, corpus, seed, index, case_dir, limits, wfd):
@@ -171,8 +182,9 @@ def _child_main(target, corpus, seed, index, case_dir, limits, wfd):
         with open(path, "wb") as f:
             f.write(data)
         report["mutation"] = ops
+        _send(wfd, {"mutation": ops, "start_rss_kb": report["start_rss_kb"]})
         print(f"case {case_id(target.name, seed, index)}: {'; '.join(ops)}", flush=True)
-        stage = Stage()
+        stage = Stage(wfd)
         t0 = time.perf_counter()
         try:
             target.consume(path, case_dir, stage, variant)
@@ -198,9 +210,7 @@ def _child_main(target, corpus, seed, index, case_dir, limits, wfd):
         try:
             sys.stdout.flush()
             sys.stderr.flush()
-            data = (json.dumps(report) + "\n").encode()
-            while data:
-                data = data[os.write(wfd, data):]
+            _send(wfd, report)
         finally:
             os._exit(0)
 
@@ -219,12 +229,14 @@ class _Running:
 
 def _finish(target, seed, run: _Running, status, rusage, limits, timed_out, keep_dir):
     cid = case_id(target.name, seed, run.index)
-    try:
-        report = json.loads(run.buf.decode().strip().splitlines()[-1]) if run.buf.strip() else None
-    except (ValueError, IndexError):
-        report = None
+    report = {}
+    for line in run.buf.decode(errors="replace").splitlines():   # progress lines, then the result
+        try:
+            report.update(json.loads(line))
+        except ValueError:
+            pass
     peak = rusage.ru_maxrss
-    start = (report or {}).get("start_rss_kb", run.base_rss_kb)
+    start = report.get("start_rss_kb", run.base_rss_kb)
     res = Result(cid, "crash", seconds=time.monotonic() - run.started, peak_rss_kb=peak,
                  rss_growth_kb=max(0, peak - start))
     if timed_out:
@@ -234,17 +246,17 @@ def _finish(target, seed, run: _Running, status, rusage, limits, timed_out, keep
         res.outcome = "crash"
         res.error_type = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
         res.message = f"killed by signal {res.error_type}"
-    elif report is None or "outcome" not in report:
+    elif "outcome" not in report:
         res.outcome = "crash"
         res.message = f"exited with status {os.WEXITSTATUS(status)} without reporting a result"
     else:
         res.outcome = report["outcome"]
-        for key in ("stage", "error_type", "message", "frame", "project_frame", "mutation", "names_file"):
+        for key in ("error_type", "message", "frame", "project_frame", "names_file"):
             if key in report:
                 setattr(res, key, report[key])
         res.seconds = report.get("seconds", res.seconds)
-    if report and "mutation" in report:
-        res.mutation = report["mutation"]
+    res.stage = report.get("stage", "")
+    res.mutation = report.get("mutation", [])
     if res.outcome in ACCEPTED and res.rss_growth_kb > limits.rss_mb * 1024:
         res.message = (f"peak RSS grew {res.rss_growth_kb // 1024} MiB, over the {limits.rss_mb} MiB "
                        f"budget (after: {res.outcome} {res.message})")
