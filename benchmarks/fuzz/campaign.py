@@ -138,6 +138,9 @@ def format_signatures(summaries, limit=12):
             out.append(f"  {s['target']}: {e['count']} x {e['outcome']} {e['error_type']} at {e['where']} "
                        f"(stage {e['stage']}); e.g. {', '.join(e['examples'][:3])}")
             out.append(f"      {e['message'][:240]}")
+        more = len(s["failure_signatures"]) - limit
+        if more > 0:
+            out.append(f"  {s['target']}: ... and {more} more signature(s) in the JSON report")
     return out
 
 
