@@ -32,10 +32,10 @@ about 600 MB plus the file (at most MAX_FILE_BYTES).
 import io
 import logging
 import os
-import stat
 
 from . import opencv_limits
 from .errors import ImageError
+from .files import read_regular
 from .image_headers import jpeg_sof, jpeg_truncated, read_header
 from .opencv_limits import MAX_FILE_BYTES, MAX_PIXELS  # noqa: F401  (re-exported: the budget)
 
@@ -115,69 +115,10 @@ def load_rgb(image, order=None, exif_orientation="ignore"):
     raise ImageError(describe(image), "expected a path, encoded image bytes or a numpy array")
 
 
-# st_mode test -> what the file is, for refusals of everything but regular files
-_FILE_KINDS = [(stat.S_ISDIR, "is a directory, not an image"),
-               (stat.S_ISFIFO, "is a FIFO (named pipe), not a regular file"),
-               (stat.S_ISCHR, "is a character device, not a regular file"),
-               (stat.S_ISBLK, "is a block device, not a regular file"),
-               (stat.S_ISSOCK, "is a socket, not a regular file")]
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | \
-    getattr(os, "O_BINARY", 0)
-_READ_CHUNK = 1 << 20
-
-
-def _kind_problem(mode, path):
-    if stat.S_ISREG(mode):
-        return None
-    for test, problem in _FILE_KINDS:
-        if test(mode):
-            break
-    else:
-        problem = "is not a regular file"
-    return problem + (" (through a symbolic link)" if os.path.islink(path) else "")
-
-
 def read_file(path):
-    """The bytes of one regular file of at most MAX_FILE_BYTES; ImageError naming it otherwise.
-
-    The path is checked with stat (following links) before it is opened, so no device or FIFO is
-    opened at all; it is then opened with O_NONBLOCK (a FIFO swapped in meanwhile cannot block) and
-    checked again with fstat, and at most MAX_FILE_BYTES + 1 bytes are read (a file that grows
-    after the check is still refused)."""
-    path = os.fspath(path)
-    try:
-        problem = _kind_problem(os.stat(path).st_mode, path)
-        if problem:
-            raise ImageError(path, problem)
-        fd = os.open(path, _OPEN_FLAGS)
-    except FileNotFoundError:
-        raise ImageError(path, "dangling symbolic link" if os.path.islink(path)
-                         else "no such file") from None
-    except OSError as e:
-        raise ImageError(path, f"cannot open: {e.strerror or e}") from None
-    try:
-        st = os.fstat(fd)
-        problem = _kind_problem(st.st_mode, path)
-        if problem:
-            raise ImageError(path, problem)
-        if st.st_size > MAX_FILE_BYTES:
-            raise ImageError(path, f"file is {st.st_size} bytes, more than the {MAX_FILE_BYTES} "
-                                   "byte limit")
-        chunks, total = [], 0
-        want = st.st_size + 1                  # one read for a file that does not change
-        while total <= MAX_FILE_BYTES:
-            chunk = os.read(fd, min(max(want - total, _READ_CHUNK), MAX_FILE_BYTES + 1 - total))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-        if total > MAX_FILE_BYTES:
-            raise ImageError(path, f"file grew past the {MAX_FILE_BYTES} byte limit while read")
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    except OSError as e:
-        raise ImageError(path, f"cannot read: {e.strerror or e}") from None
-    finally:
-        os.close(fd)
+    """The bytes of one regular image file of at most MAX_FILE_BYTES; ImageError naming it otherwise
+    (runtime.files.read_regular: no device, FIFO or directory is ever read)."""
+    return read_regular(path, MAX_FILE_BYTES, ImageError, directory="is a directory, not an image")
 
 
 def decode_bytes(data, source, exif_orientation="ignore"):

@@ -9,6 +9,8 @@ parsing, and refuses duplicate keys (which JSON parsers resolve differently); ev
 import json
 import re
 
+from .files import read_regular
+
 MAX_JSON_BYTES = 16 << 20        # configs, resume state: far below this
 MAX_JSON_DEPTH = 64              # our documents nest 3 deep at most
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
@@ -57,13 +59,7 @@ def read_json(path, error, missing="not found", what="JSON", max_bytes=MAX_JSON_
               max_depth=MAX_JSON_DEPTH):
     """Parse `path`; a missing, unreadable, oversized, too deep or malformed file raises
     `error(message)` naming it."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(max_bytes + 1)
-    except FileNotFoundError:
-        raise error(f"{path}: {missing}") from None
-    except OSError as e:
-        raise error(f"{path}: cannot read {what}: {e}") from None
-    if len(data) > max_bytes:
-        raise error(f"{path}: cannot read {what}: larger than {max_bytes} bytes")
+    def refuse(p, problem):
+        return error(f"{p}: {missing}" if problem == "no such file" else f"{p}: cannot read {what}: {problem}")
+    data = read_regular(path, max_bytes, refuse, what=what)
     return parse_json_text(data, path, error, what, max_depth)

@@ -34,6 +34,7 @@ from typing import Optional, Tuple
 
 from .atomic import atomic_paths, atomic_write_bytes
 from .errors import MetadataError
+from .files import read_regular
 from .jsonfile import read_json
 from .onnx_meta import META_KEY, embed_onnx_meta, read_onnx_meta
 
@@ -419,13 +420,7 @@ def check_classes(meta, classes, model_path, meta_source, verb="outputs", noun="
 def read_labels(path):
     """Class names from a labels file: one per line (blank lines ignored), at most MAX_META_BYTES."""
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_META_BYTES + 1)
-    except OSError as e:
-        raise MetadataError(path, f"cannot read labels: {e}") from None
-    if len(data) > MAX_META_BYTES:
-        raise MetadataError(path, f"labels file larger than {MAX_META_BYTES} bytes")
+    data = read_regular(path, MAX_META_BYTES, MetadataError, what="labels file")
     try:
         names = [line.strip() for line in data.decode("utf-8").splitlines() if line.strip()]
     except UnicodeDecodeError as e:

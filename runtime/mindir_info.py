@@ -14,6 +14,7 @@ import os
 import sys
 
 from .errors import EngineUnavailableError, ModelFormatError
+from .files import read_regular
 from .mindspore_import import from_mindspore
 
 MAX_BYTES = 4 << 30
@@ -48,14 +49,7 @@ def mind_ir_pb2():
 def read_model(path):
     """The parsed ModelProto of a MINDIR file; ModelFormatError when it is no MINDIR graph."""
     pb = mind_ir_pb2()
-    try:
-        size = os.path.getsize(path)
-    except OSError as e:
-        raise ModelFormatError(path, f"cannot read it: {e.strerror or e}") from None
-    if size > MAX_BYTES:
-        raise ModelFormatError(path, f"file is {size} bytes; larger than the 4 GiB limit")
-    with open(path, "rb") as f:
-        data = f.read(MAX_BYTES + 1)
+    data = read_regular(path, MAX_BYTES, ModelFormatError, what="MINDIR file")
     model = pb.ModelProto()
     try:
         model.ParseFromString(data)

@@ -29,6 +29,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("runtime", "converters", "toolkit", "benchmarks")
 ORT_HOME = os.path.join("runtime", "engines", "ort_session.py")
 MINDIR_HOME = "runtime/mindir_info.py"
+# The fuzzer deserialises protobufs only to mutate and re-serialise them; it never reads a model to
+# use it, so it is the one place besides MINDIR_HOME allowed to call ParseFromString.
+FUZZER = "benchmarks/fuzz/"
 
 
 def _sources():
@@ -97,7 +100,8 @@ def test_mindir_files_are_parsed_in_one_module():
             if isinstance(node, ast.ImportFrom) and "mind_ir_pb2" in [a.name for a in node.names] \
                     and not (node.module or "").endswith("mindir_info"):
                 offenders.append(f"{rel}:{node.lineno}: imports mind_ir_pb2 from {node.module}")
-            elif isinstance(node, ast.Attribute) and node.attr == "ParseFromString":
+            elif isinstance(node, ast.Attribute) and node.attr == "ParseFromString" \
+                    and not rel.replace(os.sep, "/").startswith(FUZZER):
                 offenders.append(f"{rel}:{node.lineno}: ParseFromString")
             elif isinstance(node, ast.Attribute) and node.attr == "GraphCell" \
                     and rel.replace(os.sep, "/") != "runtime/engines/mindspore_engine.py":

@@ -90,8 +90,9 @@ def _image_seeds(folder):
 
 def _export_mindir(folder):
     """A tiny Conv-BN-ReLU-MaxPool-Flatten-Dense-Softmax net, 1x3x16x16, exported by MindSpore."""
-    import mindspore as ms
-    from mindspore import nn
+    from runtime.mindspore_import import import_mindspore
+    ms = import_mindspore()
+    nn = ms.nn
     ms.set_seed(0)
 
     class Tiny(nn.Cell):
@@ -159,8 +160,8 @@ def build(folder):
     conv_ms = os.path.join(scratch, "conv_net_fp32.ms")
     if os.path.isfile(conv_ms):
         shutil.copy(conv_ms, os.path.join(folder, "meta", "model.ms"))
-        with open(os.path.join(scratch, "conv_net_fp32.json")) as f:
-            meta = json.load(f)
+        from runtime.metadata import find_meta
+        meta = find_meta(conv_ms)[0].to_dict()       # the converted model's own metadata
         meta["class_names"] = list(CLASSES)
         with open(os.path.join(folder, "meta", "seed_meta.json"), "w") as f:
             json.dump(meta, f, indent=2, sort_keys=True)

@@ -174,13 +174,8 @@ class Target:
 
 
 def mind_ir_pb2():
-    """MindSpore's MindIR protobuf module, as the converter's front end loads it (without starting
-    MindSpore); MindSpore's own import if that function moved."""
-    try:
-        from converters.frontends.mindir import mind_ir_pb2 as loader
-    except ImportError:
-        from mindspore.train import mind_ir_pb2 as module
-        return module
+    """MindSpore's MindIR protobuf module, through the project's one loader (no MindSpore start)."""
+    from runtime.mindir_info import mind_ir_pb2 as loader
     return loader()
 
 
@@ -218,7 +213,7 @@ def preload():
     Nothing here starts a framework thread pool (no session, no decode)."""
     import cv2  # noqa: F401
     import onnx  # noqa: F401
-    import onnxruntime  # noqa: F401
+    import runtime.engines.ort_session  # noqa: F401
     import runtime  # noqa: F401
     import runtime.classifier  # noqa: F401
     import runtime.images  # noqa: F401
@@ -231,7 +226,4 @@ def preload():
         mind_ir_pb2()
     except Exception:  # reported by the mindir cases themselves
         pass
-    try:
-        import runtime.msformat.to_onnx  # noqa: F401
-    except ImportError:
-        pass
+    import runtime.engines.ms_onnx  # noqa: F401

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from ..errors import ModelFormatError, ToolkitError
+from ..files import read_regular
 from .base import Engine, TensorSpec
 from .layout import with_layout
 
@@ -83,10 +84,7 @@ def _value_info(buf, span):
 
 def onnx_io(path):
     """(inputs, outputs) TensorSpecs of an ONNX file, initializers excluded."""
-    with open(path, "rb") as f:
-        buf = memoryview(f.read(MAX_MODEL_BYTES + 1))
-    if len(buf) > MAX_MODEL_BYTES:
-        raise ModelFormatError(path, "larger than 2 GiB")
+    buf = memoryview(read_regular(path, MAX_MODEL_BYTES, ModelFormatError, what="ONNX file"))
     try:
         graphs = _sub(buf, (0, len(buf)), 7)
         if not graphs:

@@ -20,6 +20,7 @@ from . import budget, schema
 from .flatview import Buffer, FlatError
 from .model import FORMAT_NAMES, MsModel, MsNode, MsSubGraph, MsTensor, QuantParam, TYPEID_TO_NUMPY
 from .weights import decoded_nbytes, stream_problem
+from ..files import read_regular
 
 IDENTIFIER = b"MSL2"
 MAX_FILE_BYTES = budget.MAX_FILE_BYTES
@@ -39,14 +40,7 @@ class _Located(Exception):
 
 def read_ms(path) -> MsModel:
     path = os.fspath(path)
-    try:
-        size = os.path.getsize(path)
-        if size > MAX_FILE_BYTES:
-            raise ModelFormatError(path, f"file is {size} bytes, larger than any .ms model")
-        with open(path, "rb") as f:
-            data = f.read(size + 1)          # +1: a file that grew is still size-checked below
-    except OSError as e:
-        raise ModelFormatError(path, f"cannot read file: {e.strerror or e}") from None
+    data = read_regular(path, MAX_FILE_BYTES, ModelFormatError, what=".ms file")
     return read_ms_bytes(data, source=path)
 
 
