@@ -339,6 +339,8 @@ def _rank_log(log_dir, rank):
 def _failure_message(log_dir, watcher, rc, ranks):
     for pid, code in watcher.failures:
         role, rank = watcher.procs.get(pid, (ROLE_WORKER, None))
+        if rank is None and role == ROLE_WORKER:
+            rank = _rank_with_traceback(log_dir, ranks)
         if rank is not None:
             log = _rank_log(log_dir, rank)
             return (f"rank {rank} failed ({_exit_text(code)}, pid {pid}); all logs in {log_dir}\n"
@@ -349,6 +351,14 @@ def _failure_message(log_dir, watcher, rc, ranks):
     return (f"msrun failed ({_exit_text(rc)}) without a worker error; logs in {log_dir}\n"
             f"--- last lines of {sched} ---\n{_log_tail(sched)}\n"
             f"--- last lines of msrun.log ---\n{_log_tail(os.path.join(log_dir, 'msrun.log'), 10)}")
+
+
+def _rank_with_traceback(log_dir, ranks):
+    """The one rank whose log ends in a Python traceback, for a worker that died before its rank
+    could be read from its environment (fast failures on a loaded machine); None if not exactly one."""
+    hits = [r for r in ranks if "Traceback (most recent call last)" in
+            _log_tail(_rank_log(log_dir, r), TAIL_LINES * 4)]
+    return hits[0] if len(hits) == 1 else None
 
 
 def _tails(log_dir, ranks, lines=10):
