@@ -58,7 +58,26 @@ def read_model(path):
     if not model.HasField("graph"):
         raise ModelFormatError(path, "not a MINDIR model (no graph); the file is corrupt, truncated "
                                "or of another format")
+    _check_indexed_fields(model, pb, path)
     return model
+
+
+# Attribute types whose payload MindSpore's C++ loader reads as `tensors(0)` without a size check: an
+# empty one aborts the whole process (found by benchmarks/fuzz, case mindir:1:75), so it is refused here.
+_TENSOR_ATTRIBUTES = ("TENSOR", "TENSORS")
+
+
+def _check_indexed_fields(model, pb, path):
+    """Refuse what would crash MindSpore's loader instead of raising (it indexes without checking)."""
+    names = pb.AttributeProto.AttributeType
+    wanted = {names.Value(n) for n in _TENSOR_ATTRIBUTES if n in names.keys()}
+    for graph in [model.graph, *model.functions]:
+        for node in graph.node:
+            for a in node.attribute:
+                if a.type in wanted and not len(a.tensors):
+                    raise ModelFormatError(path, f"attribute {a.name!r} of type "
+                                           f"{names.Name(a.type)} holds no tensor; the file is corrupt",
+                                           element=f"node {node.name!r}")
 
 
 def _spec(value):
