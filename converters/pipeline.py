@@ -18,7 +18,8 @@ from typing import Optional, Tuple
 from contextlib import contextmanager
 
 from runtime.errors import MetadataError, ModelFormatError, ToolkitError
-from runtime.metadata import ModelMeta, check_classes, find_meta, resize_for, save_model
+from runtime.atomic import atomic_write_bytes
+from runtime.metadata import ModelMeta, check_classes, find_meta, resize_for, save_model, sidecar_path
 
 from .errors import ConversionError, VerificationFailed
 from .frontends import load_source
@@ -89,6 +90,11 @@ def _meta_for_output(meta, model, options, source="<source model>", output="<out
     dims = tuple(t.dims)
     hw = ((dims[1], dims[2]) if options.input_format == "NHWC" else (dims[2], dims[3])) \
         if len(dims) == 4 else (None, None)
+    generated = meta is None
+    if generated:       # invent image metadata only for what is plainly an image batch (N, 3, S, S)
+        channels = (dims[3] if options.input_format == "NHWC" else dims[1]) if len(dims) == 4 else None
+        if channels != 3 or hw[0] != hw[1]:
+            return None
     meta = meta or ModelMeta()
     out_dims = tuple(model.tensors[model.outputs[0]].dims)
     if meta.class_names and not out_dims:
@@ -102,6 +108,9 @@ def _meta_for_output(meta, model, options, source="<source model>", output="<out
     try:
         return meta.replace(**changes)
     except MetadataError as e:
+        if generated:       # nothing to carry over, and the input is no image batch metadata describes
+            log.debug("%s: no metadata written (%s)", output, e)
+            return None
         raise ConversionError(f"metadata for the converted model is invalid: {e}") from None
 
 
@@ -199,7 +208,15 @@ def convert(source, output, options=None):
         if not report.passed:
             raise VerificationFailed(report, report.problems)
     with _stage("writing", source, output):
-        side = save_model(output, data, meta)
+        if meta is None:
+            side = None
+            origin = (f"none: the input {list(model.tensors[model.inputs[0]].dims)} is not an image "
+                      "batch (give metadata with `toolkit predict --meta` if it is one)")
+            atomic_write_bytes(output, data)
+            if os.path.isfile(sidecar_path(output)):      # it described an earlier file of this name
+                os.unlink(sidecar_path(output))
+        else:
+            side = save_model(output, data, meta)
     seconds["total"] = time.perf_counter() - t0
     counts = {}
     for n in model.nodes:

@@ -180,6 +180,8 @@ def load(path):
             continue
         ref = proto.op_type[5:] if proto.op_type.startswith("REF::") else proto.op_type
         prim = prims.get(ref)
+        if prim is None and not proto.op_type.startswith("REF::"):
+            prim = proto          # MindSpore 1.x files: the node is its own primitive (op type, attributes)
         if prim is None:
             raise ModelFormatError(path, f"refers to unknown primitive {ref!r}", element=where)
         attrs = {a.name: _attr_value(a, path, f"{where} attribute {a.name!r}") for a in prim.attribute}

@@ -89,7 +89,8 @@ def convert(model, output, fp16, quant, quant_mode, min_quant_weight_size,
     click.echo(f"  ops: {ops}")
     if result.quantized_tensors:
         click.echo(f"  {result.quantized_tensors} weight tensor(s) stored as {result.precision}")
-    click.echo(f"  metadata: {result.sidecar} ({result.sidecar_origin})")
+    click.echo(f"  metadata: {result.sidecar} ({result.sidecar_origin})" if result.sidecar
+               else f"  metadata: {result.sidecar_origin}")
     if result.verify is not None:
         for line in result.verify.lines():
             click.echo(line)
