@@ -19,6 +19,8 @@ from .mindspore_import import from_mindspore
 
 MAX_BYTES = 4 << 30
 # mind_ir.proto TensorProto.DataType -> numpy dtype name
+# TensorProto.DataType codes of mind_ir.proto (the ones a MINDIR graph input can carry).
+MINDIR_FLOAT32 = 1
 DTYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
           9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64"}
 _STANDALONE = "_toolkit_mind_ir_pb2"

@@ -10,7 +10,7 @@ import os
 import numpy as np
 
 from runtime.errors import ModelFormatError, UnsupportedOpsError
-from runtime.mindir_info import mind_ir_pb2, read_model  # noqa: F401  (the one MINDIR reader)
+from runtime.mindir_info import MINDIR_FLOAT32, mind_ir_pb2, read_model  # noqa: F401  (the one MINDIR reader)
 
 from ..errors import ConversionError
 from ..registry import OpRegistry
@@ -124,7 +124,7 @@ for _op in ("Add", "Sub", "Mul", "Muls", "RealDiv", "Div"):
 def _input_shape(path, inp):
     where = f"graph input {inp.name!r}"
     t = inp.tensor[0]
-    if t.data_type != 1:
+    if t.data_type != MINDIR_FLOAT32:
         raise ConversionError(f"has data type code {t.data_type}; only float32 inputs are "
                               "supported", path=path, element=where)
     dims = tuple(int(d) for d in t.dims)

@@ -10,9 +10,10 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import numpy as np
 
 # MindSpore TypeId codes used by Tensor.dataType.
-TYPE_BOOL, TYPE_INT8, TYPE_INT32, TYPE_INT64, TYPE_UINT8, TYPE_FLOAT16, TYPE_FLOAT32 = 30, 32, 34, 35, 37, 42, 43
+TYPE_BOOL, TYPE_INT8, TYPE_INT16, TYPE_INT32, TYPE_INT64, TYPE_UINT8 = 30, 32, 33, 34, 35, 37
+TYPE_FLOAT16, TYPE_FLOAT32 = 42, 43
 TYPEID_TO_NUMPY = {
-    TYPE_BOOL: np.dtype(np.bool_), TYPE_INT8: np.dtype(np.int8), 33: np.dtype(np.int16),
+    TYPE_BOOL: np.dtype(np.bool_), TYPE_INT8: np.dtype(np.int8), TYPE_INT16: np.dtype(np.int16),
     TYPE_INT32: np.dtype(np.int32), TYPE_INT64: np.dtype(np.int64), TYPE_UINT8: np.dtype(np.uint8),
     38: np.dtype(np.uint16), 39: np.dtype(np.uint32), 40: np.dtype(np.uint64),
     TYPE_FLOAT16: np.dtype(np.float16), TYPE_FLOAT32: np.dtype(np.float32), 44: np.dtype(np.float64),
@@ -30,6 +31,10 @@ FORMAT_NAMES = {0: "NCHW", 1: "NHWC", 2: "NHWC4", 3: "HWKC", 4: "HWCK", 5: "KCHW
 NODE_TYPE_CONST, NODE_TYPE_COMPUTED = 0, 2
 # CNode.quantType values (QuantType enum in model.fbs).
 QUANT_NONE, QUANT_WEIGHT = 0, 4
+# Tensor.weightQuantCompressType values (WeightQuantCompressType enum in model.fbs).
+COMPRESS_NONE, COMPRESS_INDEXING, COMPRESS_SPARSE, COMPRESS_BITPACKING = 0, 1, 2, 4
+# The packed encodings the reader and the weight decoder implement.
+COMPRESS_DECODED = (COMPRESS_INDEXING, COMPRESS_SPARSE, COMPRESS_BITPACKING)
 # MetaGraph.fmkType values.
 FMK_NAMES = {0: "TF", 1: "CAFFE", 2: "ONNX", 3: "MINDIR", 4: "TFLITE", 5: "PYTORCH", 6: "THIRDPARTY"}
 

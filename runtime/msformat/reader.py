@@ -18,7 +18,8 @@ import os
 from ..errors import ModelFormatError
 from . import budget, schema
 from .flatview import Buffer, FlatError
-from .model import FORMAT_NAMES, MsModel, MsNode, MsSubGraph, MsTensor, QuantParam, TYPEID_TO_NUMPY
+from .model import (COMPRESS_DECODED, COMPRESS_NONE, FORMAT_NAMES, TYPEID_TO_NUMPY, MsModel, MsNode,
+                    MsSubGraph, MsTensor, QuantParam)
 from .weights import decoded_nbytes, stream_problem
 from ..files import read_regular
 
@@ -273,14 +274,14 @@ def _tensor_problem(t: MsTensor):
     if not t.is_const:
         return None
     dtype = TYPEID_TO_NUMPY.get(t.data_type)
-    plain = (not t.enable_huffman_code and t.weight_quant_compress_type == 0
+    plain = (not t.enable_huffman_code and t.weight_quant_compress_type == COMPRESS_NONE
              and not t.quant_clusters and -1 not in t.dims)
     bits = t.quant_params[0].num_bits if t.quant_params else 8
     packed = 1 <= bits < 8 or 8 < bits < 16          # bit-packed weights (decoded by the engine)
     if dtype is not None and plain and not packed and count * dtype.itemsize != len(t.data):
         return (f"holds {len(t.data)} data bytes but dims {list(t.dims)} of "
                 f"{dtype.name} need {count * dtype.itemsize}")
-    compressed = t.weight_quant_compress_type in (1, 2, 4) or (packed and t.quant_params)
+    compressed = t.weight_quant_compress_type in COMPRESS_DECODED or (packed and t.quant_params)
     if dtype is not None and compressed and -1 not in t.dims and not t.external_data:
         return stream_problem(t)          # headers and lengths only: no decoding at read time
     return None

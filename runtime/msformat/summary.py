@@ -4,7 +4,7 @@ from collections import Counter
 import numpy as np
 
 from . import schema
-from .model import FMK_NAMES, FORMAT_NAMES, TYPEID_TO_NUMPY, MsModel
+from .model import FMK_NAMES, FORMAT_NAMES, TYPE_FLOAT16, TYPE_INT8, TYPE_INT16, TYPE_UINT8, TYPEID_TO_NUMPY, MsModel
 
 
 def _dtype_name(type_id):
@@ -23,7 +23,7 @@ def _meaningful(params):
 
 
 def quantization(model: MsModel):
-    weight_tensors = [t for t in model.tensors if t.is_const and t.data_type in (32, 33, 37)
+    weight_tensors = [t for t in model.tensors if t.is_const and t.data_type in (TYPE_INT8, TYPE_INT16, TYPE_UINT8)
                       and (_meaningful(t.quant_params) or t.quant_clusters)]
     return {
         "node_quant_types": dict(Counter(schema.QUANT_TYPES.get(n.quant_type, str(n.quant_type))
@@ -33,7 +33,7 @@ def quantization(model: MsModel):
         "num_bits": sorted({p.num_bits for t in weight_tensors for p in t.quant_params}),
         "compressed_tensors": sum(bool(t.weight_quant_compress_type or t.enable_huffman_code)
                                   for t in model.tensors),
-        "float16_tensors": sum(t.is_const and t.data_type == 42 for t in model.tensors),
+        "float16_tensors": sum(t.is_const and t.data_type == TYPE_FLOAT16 for t in model.tensors),
     }
 
 

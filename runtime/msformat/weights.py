@@ -19,7 +19,7 @@ import re
 import numpy as np
 
 from . import budget
-from .model import TYPEID_TO_NUMPY
+from .model import COMPRESS_DECODED, COMPRESS_NONE, TYPE_INT8, TYPE_INT16, TYPE_INT32, TYPEID_TO_NUMPY
 
 COMPRESS_NONE, COMPRESS_INDEXING, COMPRESS_SPARSE, COMPRESS_BITPACKING = 0, 1, 2, 4
 MAX_DECODE_ELEMENTS = budget.MAX_DECODED_BYTES // 4
@@ -180,7 +180,7 @@ def _layout(t):
         raise WeightError(f"constant {t.name!r} has data type {t.data_type} this engine lacks")
     if t.external_data:
         raise WeightError(f"constant {t.name!r} keeps its data in an external file")
-    if t.enable_huffman_code or t.weight_quant_compress_type not in (0, 1, 2, 4):
+    if t.enable_huffman_code or t.weight_quant_compress_type not in (COMPRESS_NONE,) + COMPRESS_DECODED:
         raise WeightError(f"constant {t.name!r} uses Huffman/FSE weight compression (type "
                           f"{t.weight_quant_compress_type}), which this engine does not decode")
     n = element_count(t)
@@ -227,11 +227,11 @@ def decode(t):
 
 def is_weight_quantized(t):
     """Trust the tensor: integer data with real quantization parameters (not 1.3.0's defaults)."""
-    if t.data_type not in (32, 33, 34) or not (t.quant_params or t.quant_clusters):
+    if t.data_type not in (TYPE_INT8, TYPE_INT16, TYPE_INT32) or not (t.quant_params or t.quant_clusters):
         return False
     if t.quant_clusters:
         return True
-    if t.data_type == 34:           # int32 constants are shapes/axes unless explicitly quantized
+    if t.data_type == TYPE_INT32:   # int32 constants are shapes/axes unless explicitly quantized
         return t.quant_params[0].inited
     return any(p.inited or p.scale != 1.0 or p.zero_point != 0 for p in t.quant_params)
 

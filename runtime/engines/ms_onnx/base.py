@@ -15,7 +15,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from ...errors import ModelFormatError
-from ...msformat.model import MsModel
+from ...msformat.model import FORMAT_NCHW, MsModel
 from ...registry import registrar
 
 OPSET = 17
@@ -177,3 +177,11 @@ class Context:
             raise NotTranslatable("constant operand of rank > 4 next to a 4-D tensor")
         value = value.reshape((1,) * (4 - value.ndim) + value.shape).transpose(TO_NCHW)
         return self.init(value, "wp")
+
+
+def image_layout(ctx, node, op_default=FORMAT_NCHW):
+    """Lite kernels are NHWC; only an op and its input both labelled NCHW run channel-first:
+    "logical" (keep the .ms layout) for those, "nchw" (ONNX's convolution layout) otherwise."""
+    nchw = node.attrs.get("format", op_default) == FORMAT_NCHW and \
+        ctx.tensor(ctx.in_idx(0)).format == FORMAT_NCHW
+    return "logical" if nchw else "nchw"

@@ -8,7 +8,7 @@ ModelFormatError naming the file and the node, including any exception a handler
 from onnx import TensorProto, helper
 
 from ...errors import ModelFormatError, ToolkitError, UnsupportedOpsError
-from ...msformat.model import TYPEID_TO_NUMPY, MsModel
+from ...msformat.model import TYPE_INT8, TYPE_UINT8, TYPEID_TO_NUMPY, MsModel
 from ...msformat.weights import CorruptWeightError, WeightError, const_array
 from . import ops_extra, ops_nn, ops_tensor  # noqa: F401  (importing them fills HANDLERS)
 from .base import HANDLERS, NP_TO_ONNX, OPSET, Context, NotTranslatable, node_element
@@ -31,7 +31,7 @@ def _integer_activations(model, node):
     """A fully quantized node: flagged so, and (trusting the tensors) int8/uint8 activations."""
     if node.quant_type not in FULL_QUANT_TYPES or node.op_type == "QuantDTypeCast":
         return False
-    return any(model.tensors[i].data_type in (32, 37) and not model.tensors[i].is_const
+    return any(model.tensors[i].data_type in (TYPE_INT8, TYPE_UINT8) and not model.tensors[i].is_const
                for i in node.inputs + node.outputs)
 
 

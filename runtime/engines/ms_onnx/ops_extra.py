@@ -4,7 +4,8 @@ arg-max, tile/broadcast and depth/space rearrangements. Semantics follow the Lit
 import numpy as np
 
 from . import checks
-from .base import TO_NCHW, NotTranslatable, handler
+from ...msformat.model import FORMAT_NHWC, TYPE_BOOL
+from .base import TO_NCHW, NotTranslatable, handler, image_layout
 from .ops_nn import fused
 
 
@@ -172,8 +173,7 @@ def _space_depth(onnx_op):
     def translate(ctx, node):
         if ctx.rank(ctx.in_idx(0)) != 4:
             raise NotTranslatable("not a 4-D tensor")
-        layout = "logical" if node.attrs.get("format", 0) == 0 and \
-            ctx.tensor(ctx.in_idx(0)).format == 0 else "nchw"
+        layout = image_layout(ctx, node)
         extra = {"mode": "DCR"} if onnx_op == "DepthToSpace" else {}
         block = checks.in_range(ctx, node.attrs.get("block_size", 1), "block_size", 1, checks.MAX_WINDOW)
         y = ctx.add(onnx_op, [ctx.input(0, layout)], blocksize=block, **extra)
@@ -190,7 +190,7 @@ def where(ctx, node):
     if ctx.n_inputs() != 3:
         raise NotTranslatable("only the three-input (select) form")
     cond = ctx.input(0)
-    if ctx.tensor(ctx.in_idx(0)).data_type != 30:
+    if ctx.tensor(ctx.in_idx(0)).data_type != TYPE_BOOL:
         cond = ctx.add("Cast", [cond], to=9)
     ctx.output(ctx.add("Where", [cond, ctx.input(1), ctx.input(2)]))
 
@@ -242,7 +242,7 @@ def resize(ctx, node):
     if mode == "cubic":
         extra["cubic_coeff_a"] = float(a.get("cubic_coeff") or -0.75)
         extra["exclude_outside"] = int(a.get("exclude_outside", 0))
-    layout = "logical" if a.get("format", 1) == 0 and ctx.tensor(ctx.in_idx(0)).format == 0 else "nchw"
+    layout = image_layout(ctx, node, op_default=FORMAT_NHWC)       # Resize's format defaults to NHWC
     x = ctx.input(0, layout)
     nc = ctx.add("Slice", [ctx.add("Shape", [x]), ctx.ints([0]), ctx.ints([2])])
     sizes = ctx.add("Concat", [nc, ctx.ints(_resize_hw(ctx, node))], axis=0)

@@ -10,7 +10,7 @@ import numpy as np
 
 from ...msformat.schema import ACT
 from . import checks
-from .base import TO_NCHW, NotTranslatable, handler
+from .base import TO_NCHW, NotTranslatable, handler, image_layout
 
 
 def _act_unit(ctx, x, act, attrs=None):
@@ -175,12 +175,6 @@ def _check_window(ctx, in_hw, pads, kernel, dilation, fit=True):
                                 f"than the padded input {axis} {size}")
 
 
-def _image_layout(ctx, node):
-    """Lite kernels are NHWC; only an op and an input both labelled NCHW run channel-first."""
-    nchw = node.attrs.get("format", 0) == 0 and ctx.tensor(ctx.in_idx(0)).format == 0
-    return "logical" if nchw else "nchw"
-
-
 def _group(ctx, node):
     """group (0 read as 1): at most the weight's first dimension, else MAX_GROUP."""
     group = max(checks.as_int(ctx, node.attrs.get("group", 1), "group"), 1)
@@ -209,7 +203,7 @@ def _conv_operands(ctx, node, layout):
 @handler("Conv2DFusion")
 def conv2d(ctx, node):
     a = node.attrs
-    layout = _image_layout(ctx, node)
+    layout = image_layout(ctx, node)
     inputs, k, s, d = _conv_operands(ctx, node, layout)
     in_hw = _in_hw(ctx, layout)
     pads = _conv_pads(ctx, a, in_hw, k, s, d)
@@ -232,7 +226,7 @@ def _deconv_pads(ctx, a, in_hw, kernel, stride, dilation):
 @handler("Conv2dTransposeFusion")
 def conv2d_transpose(ctx, node):
     a = node.attrs
-    layout = _image_layout(ctx, node)
+    layout = image_layout(ctx, node)
     inputs, k, s, d = _conv_operands(ctx, node, layout)
     in_hw = _in_hw(ctx, layout)
     extra = _deconv_pads(ctx, a, in_hw, k, s, d)
@@ -258,7 +252,7 @@ def conv2d_transpose(ctx, node):
 def _pool(onnx_op, global_op):
     def translate(ctx, node):
         a = node.attrs
-        layout = _image_layout(ctx, node)
+        layout = image_layout(ctx, node)
         x = ctx.input(0, layout)
         if a.get("global"):
             y = ctx.add(global_op, [x])
