@@ -6,12 +6,17 @@ hang or allocation over the budget. Same code, seeds and case numbering as
 The fast slice runs a few dozen cases per target (about a minute on 2 cores, corpus included);
 the slow one runs the first 300 cases per target.
 """
+import json
 import os
+import subprocess
+import sys
 
 import pytest
 
 from benchmarks.fuzz import campaign, harness
 from benchmarks.fuzz.harness import Limits
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SEED = 1
 FAST = {"ms": 80, "onnx": 50, "mindir": 30, "image": 60, "meta": 80}
@@ -36,9 +41,20 @@ def _failures(doc):
 
 
 def _run(target, count, work):
+    """The documented command itself, in a fresh interpreter: the harness forks one child per case,
+    and forking this pytest process (MindSpore and its thread pools already loaded by other tests)
+    could deadlock a child that uses MindSpore."""
     pytest.importorskip("onnx", reason="the fuzz corpus is built with onnx (onnx extra)")
-    doc = campaign.run_campaign([target], SEED, count, jobs=2, limits=LIMITS, work=work, progress=False,
-                                echo=lambda *_: None)
+    report = os.path.join(work, f"slice-{target}-{count}.json")
+    command = [sys.executable, "-m", "benchmarks.fuzz", "--target", target, "--seed", str(SEED),
+               "--count", str(count), "--jobs", "2", "--timeout", str(LIMITS.timeout),
+               "--mem-mb", str(LIMITS.mem_mb), "--rss-mb", str(LIMITS.rss_mb), "--work", work,
+               "--report", report, "--quiet"]
+    r = subprocess.run(command, capture_output=True, text=True, timeout=3600,
+                       env=dict(os.environ, PYTHONPATH=ROOT))
+    assert os.path.isfile(report), (r.stdout[-3000:], r.stderr[-3000:])
+    with open(report) as f:
+        doc = json.load(f)
     (summary,) = doc["targets"]
     assert summary["cases"] == count
     assert summary["outcomes"][harness.HARNESS_ERROR] == 0, _failures(doc)

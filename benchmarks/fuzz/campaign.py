@@ -172,6 +172,11 @@ def run_seeds(target, corpus, root, limits):
 
 def run_campaign(target_names, seed, count, jobs=1, limits=None, work=None, report=None, start=0,
                  progress=True, echo=print):
+    if "mindspore" in sys.modules:
+        # Each case is a fork of this process: a fork of a process whose MindSpore thread pools
+        # already run can deadlock in the child. Run the command (`python -m benchmarks.fuzz`) instead.
+        raise RuntimeError("run the fuzz campaign from a process that has not imported MindSpore "
+                           "(python -m benchmarks.fuzz ...)")
     limits = limits or Limits()
     work = work or default_work()
     folder, manifest = ensure_corpus(work, echo)
