@@ -64,22 +64,38 @@ def read_model(path):
     return model
 
 
-# Attribute types whose payload MindSpore's C++ loader reads as `tensors(0)` without a size check: an
-# empty one aborts the whole process (found by benchmarks/fuzz, case mindir:1:75), so it is refused here.
-_TENSOR_ATTRIBUTES = ("TENSOR", "TENSORS")
+# Attribute types whose payload MindSpore's C++ loader reads as `tensors(0)` / `graphs(0)` without a
+# size check: an empty one aborts the whole process (found by benchmarks/fuzz, cases mindir:1:75 and
+# mindir:1:1810, the latter a TUPLE element inside a primitive), so they are refused here, at any depth.
+_NEEDS_PAYLOAD = {"TENSOR": "tensors", "TENSORS": "tensors", "CSR_TENSOR": "tensors",
+                  "COO_TENSOR": "tensors", "ROW_TENSOR": "tensors", "MAP_TENSOR": "tensors",
+                  "GRAPH": "graphs"}
+_MAX_ATTRIBUTE_DEPTH = 64
 
 
 def _check_indexed_fields(model, pb, path):
     """Refuse what would crash MindSpore's loader instead of raising (it indexes without checking)."""
     names = pb.AttributeProto.AttributeType
-    wanted = {names.Value(n) for n in _TENSOR_ATTRIBUTES if n in names.keys()}
+    wanted = {names.Value(n): field for n, field in _NEEDS_PAYLOAD.items() if n in names.keys()}
+
+    def check(attr, where, depth=0):
+        if depth > _MAX_ATTRIBUTE_DEPTH:
+            raise ModelFormatError(path, f"attribute {attr.name!r} nests deeper than "
+                                   f"{_MAX_ATTRIBUTE_DEPTH} levels", element=where)
+        field = wanted.get(attr.type)
+        if field is not None and not len(getattr(attr, field)):
+            raise ModelFormatError(path, f"attribute {attr.name!r} of type {names.Name(attr.type)} "
+                                   f"holds no {field[:-1]}; the file is corrupt", element=where)
+        for value in attr.values:
+            check(value, where, depth + 1)
+
     for graph in [model.graph, *model.functions]:
         for node in graph.node:
             for a in node.attribute:
-                if a.type in wanted and not len(a.tensors):
-                    raise ModelFormatError(path, f"attribute {a.name!r} of type "
-                                           f"{names.Name(a.type)} holds no tensor; the file is corrupt",
-                                           element=f"node {node.name!r}")
+                check(a, f"node {node.name!r}")
+    for prim in model.primitives:
+        for a in prim.attribute:
+            check(a, f"primitive {prim.name!r}")
 
 
 def _spec(value):

@@ -233,7 +233,8 @@ def _m_outputs(rng, model, ops):
     elif how == "cycle" and node.input:
         node.input[0] = node.output[0]
     else:
-        g.output.add().CopyFrom(helper.make_tensor_value_info(rng.choice(g.node).output[0],
+        produced = [o for n in g.node for o in n.output] or ["never_produced"]
+        g.output.add().CopyFrom(helper.make_tensor_value_info(rng.choice(produced),
                                                               TensorProto.FLOAT, None))
     ops.append(f"graph outputs: {how} at node {node.name}")
 
@@ -294,6 +295,9 @@ def mutate_onnx(rng, data, ops):
         model = onnx.ModelProto()
         model.ParseFromString(data)
         for _ in range(rng.choice((1, 1, 2, 3))):
+            if not model.graph.node:        # an earlier mutation removed every node
+                ops.append("no node left to mutate")
+                break
             rng.choice(SEMANTIC)(rng, model, ops)
         if rng.random() < 0.05:
             return proto_mutators.wire_string_mutation(rng, model, ops)

@@ -73,8 +73,11 @@ def _read(path):
         # External data is resolved by `_external`, inside the model's folder only.
         model = onnx.load(path, load_external_data=False)
     except Exception as e:
-        raise ModelFormatError(path, f"not a valid ONNX model (corrupt or truncated): "
-                               f"{type(e).__name__}: {e}") from None
+        # Some protobuf builds check UTF-8 while parsing (others hand back bytes, caught by
+        # check_utf8 below): the same fault gets the same words either way.
+        what = "a string field is not valid UTF-8" if "utf-8" in str(e).lower() else \
+            "not a valid ONNX model (corrupt or truncated)"
+        raise ModelFormatError(path, f"{what}: {type(e).__name__}: {e}") from None
     check_utf8(model, path)
     if not model.HasField("graph") or not len(model.graph.node) or not len(model.graph.output):
         raise ModelFormatError(path, "not an ONNX model (no graph, nodes or outputs); the file is "
