@@ -46,11 +46,17 @@ class EngineEntry:
     priority: int                   # lower wins in engine="auto" for a format
     thread_safe: bool = False       # run() may be called concurrently
     extra_imports: Tuple[str, ...] = ()   # further packages it needs besides import_name
+    # An official MindSpore Lite program the engine drives (runtime.official.discovery finds it);
+    # such an engine is available only when the program is found.
+    program: str = ""
+    # The program times itself (its own clock around Predict): bench rows report its figures and
+    # never time the program's process start from Python.
+    self_timed: bool = False
 
     @property
     def requires(self) -> Tuple[str, ...]:
         """Every python package that must be importable for this engine to be available."""
-        return (self.import_name,) + self.extra_imports
+        return tuple(n for n in (self.import_name,) + self.extra_imports if n)
 
 
 # Order matters only for display; `priority` decides auto-selection per format.
@@ -72,6 +78,11 @@ ENGINES: Tuple[EngineEntry, ...] = (
     EngineEntry("ms-engine", formats=("ms",), devices=("cpu", "gpu"),
                 module="runtime.engines.ms_engine", cls="MsEngine",
                 import_name="onnxruntime", priority=1, thread_safe=True, extra_imports=("onnx",)),
+    # The official runtime through its `benchmark` program (a process per run() call, so last in
+    # auto-selection): the peer that bench rows and --verify compare the project's engine with.
+    EngineEntry("mslite-benchmark", formats=("ms",), devices=("cpu",),
+                module="runtime.engines.official_benchmark", cls="OfficialBenchmarkEngine",
+                import_name="", priority=9, thread_safe=True, program="benchmark", self_timed=True),
 )
 
 ENGINES_BY_NAME = {e.name: e for e in ENGINES}

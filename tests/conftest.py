@@ -27,6 +27,11 @@ from train_fixtures import head_run, pretrained_ckpt, shared_cache, tiny_data  #
 from official_fixtures import official_benchmark, official_converter, official_tools  # noqa: E402,F401
 
 
+def pytest_configure(config):
+    import official_fixtures
+    official_fixtures.prepare()
+
+
 def pytest_terminal_summary(terminalreporter):
     import official_fixtures
     for line in official_fixtures.summary_lines():

@@ -38,23 +38,32 @@ def _build():
     return lines[-1], None
 
 
-@pytest.fixture(scope="session")
-def official_tools():
-    """{"converter_lite": OfficialTool, "benchmark": OfficialTool}."""
+def prepare():
+    """Called once at pytest start (conftest.pytest_configure): use the official tools a user would
+    find (PATH, MSLITE_HOME), else the stand-ins, exported as MSLITE_HOME so that every test, and
+    runtime.load(engine="mslite-benchmark"), finds them through the same discovery as users do."""
     tools = {}
-    bin_dir, why = None, None
     for name in discovery.TOOLS:
-        tool, _ = discovery.probe(name)          # a real release on PATH / MSLITE_HOME wins
+        tool, _ = discovery.probe(name)
         if tool is None:
-            if bin_dir is None and why is None:
-                bin_dir, why = _build()
+            bin_dir, why = _build()
             if bin_dir is None:
                 STATUS["error"] = why
-                pytest.skip(f"official MindSpore Lite tools unavailable: {why}")
-            tool = discovery.find_tool(name, os.path.join(bin_dir, name))
+                return
+            os.environ[discovery.HOME_ENV] = bin_dir
+            tools = {n: discovery.locate(n) for n in discovery.TOOLS}
+            break
         tools[name] = tool
     STATUS["tools"] = {n: f"{t.path} ({t.found_by})" for n, t in tools.items()}
-    return tools
+    STATUS["objects"] = tools
+
+
+@pytest.fixture(scope="session")
+def official_tools():
+    """{"converter_lite": OfficialTool, "benchmark": OfficialTool}; skips with build.sh's message."""
+    if "objects" not in STATUS:
+        pytest.skip(f"official MindSpore Lite tools unavailable: {STATUS.get('error', 'not prepared')}")
+    return STATUS["objects"]
 
 
 @pytest.fixture(scope="session")

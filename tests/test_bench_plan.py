@@ -35,7 +35,7 @@ def test_unavailable_engine_keeps_its_row_with_the_probe_reason():
     rows = plan_rows(["m.ms"], devices=["cpu"], probe=probe)
     [lite] = [r for r in rows if r.engine == "mslite"]
     assert lite.unavailable == "mindspore_lite is not installed"
-    assert [r.engine for r in rows if not r.unavailable] == ["ms-engine"]
+    assert [r.engine for r in rows if not r.unavailable] == ["ms-engine", "mslite-benchmark"]
 
 
 def test_engine_filter_and_explicit_unsupported_device():

@@ -11,7 +11,7 @@ import pytest
 
 import runtime
 from runtime.engines.devices import available_devices
-from runtime.engines import choose_engine, is_importable
+from runtime.engines import choose_engine, engine_importable, is_importable
 from runtime.errors import EngineUnavailableError
 from runtime.formats import DEVICES, ENGINES, ENGINES_BY_NAME
 
@@ -21,8 +21,10 @@ MODEL_FILE = {"onnx": "onnx", "mindir": "mindir"}
 
 
 def _skip_unless_usable(entry):
-    if not is_importable(entry.import_name):
-        pytest.skip(f"engine {entry.name}: python package {entry.import_name!r} is not installed here")
+    if not engine_importable(entry):
+        needs = ", ".join([f"python package {p}" for p in entry.requires] +
+                          ([f"the official program {entry.program}"] if entry.program else []))
+        pytest.skip(f"engine {entry.name} needs {needs}: not all found here")
     if entry.name == "ms-engine" and not is_importable(entry.module):
         pytest.skip("engine ms-engine: runtime.engines.ms_engine is not in this build")
 
@@ -61,10 +63,11 @@ def test_engine_runs_the_tiny_model_like_the_network(name, tiny):
     assert eng.run({spec.name: tiny.x}).keys() == out.keys()
 
 
-def test_ms_engine_runs_an_official_ms_file(golden_dir):
-    entry = ENGINES_BY_NAME["ms-engine"]
+@pytest.mark.parametrize("name", [e.name for e in ENGINES if "ms" in e.formats])
+def test_ms_engine_runs_an_official_ms_file(golden_dir, name):
+    entry = ENGINES_BY_NAME[name]
     _skip_unless_usable(entry)
-    eng = runtime.load(os.path.join(golden_dir, "ml_face_isface.ms"), engine="ms-engine")
+    eng = runtime.load(os.path.join(golden_dir, "ml_face_isface.ms"), engine=name)
     [spec] = eng.inputs()
     assert tuple(spec.shape) == (1, 48, 48, 3)
     raw = np.fromfile(os.path.join(golden_dir, "ml_face_isface_0.input"), "<f4").reshape(1, 3, 48, 48)

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import runtime
-from runtime.engines import is_importable
+from runtime.engines import engine_importable, is_importable
 from runtime.engines.base import TensorSpec
 from runtime.engines.batching import run_batched
 from runtime.engines.layout import image_layout, layout_of_shape
@@ -160,7 +160,7 @@ def test_engines_do_not_declare_their_own_devices_or_thread_safety():
 
 @pytest.mark.parametrize("engine", ["onnxruntime", "opencv"])
 def test_the_classifier_locks_exactly_the_engines_the_table_calls_unsafe(tiny, engine):
-    if not is_importable(ENGINES_BY_NAME[engine].import_name):
+    if not engine_importable(ENGINES_BY_NAME[engine]):
         pytest.skip(f"{engine} is not installed")
     clf = runtime.Classifier(tiny.onnx, engine=engine)
     assert clf.engine.thread_safe is ENGINES_BY_NAME[engine].thread_safe

@@ -27,8 +27,11 @@ def engine_class(name):
         raise EngineUnavailableError(f"engine {name!r}", [e.name for e in ENGINES], "unknown engine")
     if not engine_importable(entry):
         missing = [n for n in entry.requires if not is_importable(n)]
-        raise EngineUnavailableError(f"engine {name!r}", available_engines(),
-                                     f"python package(s) {', '.join(missing)} not installed")
+        if missing:
+            raise EngineUnavailableError(f"engine {name!r}", available_engines(),
+                                         f"python package(s) {', '.join(missing)} not installed")
+        from ..official.discovery import locate
+        locate(entry.program)        # raises OfficialToolUnavailableError: where it looked, how to get it
     return getattr(importlib.import_module(entry.module), entry.cls)
 
 

@@ -14,5 +14,15 @@ def is_importable(package):
 
 
 def engine_importable(entry):
-    """True when every package the engine needs (entry.requires) can be imported."""
-    return all(is_importable(name) for name in entry.requires)
+    """True when every package the engine needs (entry.requires) can be imported and the official
+    program it drives (entry.program), if any, is found."""
+    if not all(is_importable(name) for name in entry.requires):
+        return False
+    return not entry.program or program_found(entry.program)[0]
+
+
+def program_found(program):
+    """(found, reason) for an official MindSpore Lite program (runtime.official.discovery)."""
+    from ..official.discovery import probe
+    tool, reason = probe(program)
+    return tool is not None, reason

@@ -9,7 +9,7 @@ import functools
 
 from ..formats import ENGINES_BY_NAME
 from ..mindspore_import import import_mindspore
-from .availability import is_importable
+from .availability import is_importable, program_found
 
 
 def _ort(device):
@@ -58,8 +58,12 @@ def _opencv(device):
     return (True, "") if is_importable("cv2") else (False, "opencv is not installed")
 
 
+def _official_benchmark(device):
+    return program_found("benchmark")        # the official tool runs where it is found (CPU)
+
+
 PROBES = {"onnxruntime": _ort, "ms-engine": _ms_engine, "mindspore": _mindspore,
-          "mslite": _mslite, "opencv": _opencv}
+          "mslite": _mslite, "opencv": _opencv, "mslite-benchmark": _official_benchmark}
 
 
 @functools.lru_cache(maxsize=None)

@@ -17,7 +17,27 @@ def run_plan(specs, settings, isolation="subprocess", on_row=None, **runner_kw):
         if on_row is not None:
             on_row(spec, row)
     add_agreement(rows, settings.reference)
+    add_official_ratio(rows)
     return rows
+
+
+def add_official_ratio(rows):
+    """`vs_official` on every measured row of a `.ms` file: its mean over the official benchmark's
+    AvgRunTime on the same file, device, batch and threads (from this run; None without such a row).
+    Below 1.0 the row is faster than the official runtime."""
+    from runtime.formats import ENGINES_BY_NAME
+    official = {}
+    for r in rows:
+        entry = ENGINES_BY_NAME.get(r.get("engine"))
+        if r.get("status") == "ok" and entry is not None and entry.self_timed and r.get("mean_ms"):
+            official.setdefault((r["model"], r["device_requested"], r["batch"], r["threads"]), r)
+    for r in rows:
+        entry = ENGINES_BY_NAME.get(r.get("engine"))
+        if r.get("status") != "ok" or entry is None or entry.self_timed or not r.get("mean_ms"):
+            continue
+        peer = official.get((r["model"], r["device_requested"], r["batch"], r["threads"]))
+        if peer is not None and r.get("api") == "engine":
+            r["vs_official"] = r["mean_ms"] / peer["mean_ms"]
 
 
 def add_agreement(rows, reference_engine=None):

@@ -11,7 +11,7 @@ import os
 from runtime.atomic import atomic_write_text
 from runtime.registry import registrar
 
-from .measure import RESULT_FIELDS
+from .measure import OFFICIAL_TIMING_NOTE, RESULT_FIELDS, TIMED_BY_OFFICIAL
 
 WRITERS = {}
 
@@ -77,7 +77,17 @@ COLUMNS = (
     ("%peak", lambda r: _pct(r.get("limit_fraction")), True),
     ("top1", lambda r: _pct(r.get("top1")), True),
     ("agree", lambda r: _pct(r.get("agreement")), True),
+    ("vs official", lambda r: "" if r.get("vs_official") is None else f"{r['vs_official']:.2f}x", True),
 )
+
+
+def _note(r):
+    """The footnote of a row: why it did not run, or who timed it when that was not this harness."""
+    if r.get("reason"):
+        return r["reason"]
+    if r.get("timed_by") == TIMED_BY_OFFICIAL:
+        return OFFICIAL_TIMING_NOTE
+    return ""
 
 
 def table_cells(rows):
@@ -86,9 +96,9 @@ def table_cells(rows):
     headers = [c[0] for c in cols] + ["note"]
     cells, numbers = [], {}
     for r in rows:
-        note = ""
-        if r.get("reason"):
-            note = f"[{numbers.setdefault(r['reason'], len(numbers) + 1)}]"
+        note, text = "", _note(r)
+        if text:
+            note = f"[{numbers.setdefault(text, len(numbers) + 1)}]"
         cells.append([c[1](r) for c in cols] + [note])
     return headers, cells, list(numbers)
 
