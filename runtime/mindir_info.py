@@ -66,8 +66,9 @@ def read_model(path):
 
 # Attribute types whose payload MindSpore's C++ loader reads as `tensors(0)` / `graphs(0)` without a
 # size check: an empty one aborts the whole process (found by benchmarks/fuzz, cases mindir:1:75 and
-# mindir:1:1810, the latter a TUPLE element inside a primitive), so they are refused here, at any depth.
-_NEEDS_PAYLOAD = {"TENSOR": "tensors", "TENSORS": "tensors", "CSR_TENSOR": "tensors",
+# mindir:1:1810, the latter a TUPLE element inside a primitive; mindir:2:90, a SCALAR, whose abstract
+# is built from tensors(0)), so they are refused here, at any depth.
+_NEEDS_PAYLOAD = {"TENSOR": "tensors", "TENSORS": "tensors", "SCALAR": "tensors", "CSR_TENSOR": "tensors",
                   "COO_TENSOR": "tensors", "ROW_TENSOR": "tensors", "MAP_TENSOR": "tensors",
                   "GRAPH": "graphs"}
 _MAX_ATTRIBUTE_DEPTH = 64
