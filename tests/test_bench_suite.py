@@ -114,3 +114,28 @@ def test_markdown_shows_the_paired_value_instead_of_the_serial_one():
 @pytest.mark.parametrize("call_s,calls", [(0.001, 6), (0.03, 3), (0.125, 1), (2.0, 1), (0.0, 6)])
 def test_blocks_last_about_a_tenth_of_a_second(call_s, calls):
     assert block_size(call_s) == calls
+
+
+def official(model, mean, batch=1, threads=1):
+    """A row timed by the official benchmark: mean (its AvgRunTime), min, max; no p50."""
+    return dict(row(model, "mslite-benchmark", None, batch, threads), mean_ms=mean, min_ms=mean * 0.8,
+                timed_by="official benchmark")
+
+
+def test_ratio_to_the_official_benchmark_is_mean_over_its_avg_judged_on_fp32():
+    rows = [dict(row("m_fp32.ms", "ms-engine", 4.0), mean_ms=4.5), official("m_fp32.ms", 5.0),
+            dict(row("m_int8.ms", "ms-engine", 4.0), mean_ms=6.0), official("m_int8.ms", 5.0),
+            official("m_fp16.ms", 5.0)]                       # no ms-engine row: no ratio
+    ratios = goal_ratios(rows)
+    fp32 = by_name(ratios, ".ms engine (fp32) / official benchmark", method="rows (mean / tool avg)")
+    assert fp32.value == pytest.approx(0.9) and fp32.passed and fp32.goal == "<= 1.00x"
+    assert fp32.value_min == pytest.approx(3.6 / 4.0)
+    int8 = by_name(ratios, ".ms engine (int8) / official benchmark", method="rows (mean / tool avg)")
+    assert int8.value == pytest.approx(1.2) and int8.passed is None
+    assert not [r for r in ratios if "fp16" in r.name and "official" in r.name]
+
+
+def test_official_rows_get_no_limit_fraction_without_a_p50():
+    rows = [official("m_fp32.ms", 5.0)]
+    add_limits(rows, 6e8, {1: {"flops_per_s": 1.2e11}})
+    assert "limit_fraction" not in rows[0]

@@ -8,7 +8,10 @@ class BenchPlotError(ToolkitError):
 
 
 def plot_latency(rows, path, title="Latency per engine/device (bar: p50, whisker: p99)"):
-    ok = [r for r in rows if r.get("status") == "ok" and r.get("p50_ms") is not None]
+    # Rows timed by the official benchmark have no p50 (it prints min/avg/max): their bar is the
+    # tool's average, labelled so, with no whisker.
+    ok = [r for r in rows if r.get("status") == "ok"
+          and (r.get("p50_ms") is not None or r.get("mean_ms") is not None)]
     if not ok:
         raise BenchPlotError(f"{path}: no successful row to plot")
     try:
@@ -18,9 +21,10 @@ def plot_latency(rows, path, title="Latency per engine/device (bar: p50, whisker
     except ImportError as e:
         raise BenchPlotError(f"--plot needs matplotlib ({e})") from None
     labels = [(r.get("label") or f"{r['engine']} {r['device']} b{r['batch']} t{r['threads']}")
-              + (" (sequential)" if r.get("batch_mode") == "sequential" else "") for r in ok]
-    p50 = [r["p50_ms"] for r in ok]
-    whisker = [max(0.0, r["p99_ms"] - r["p50_ms"]) for r in ok]
+              + (" (sequential)" if r.get("batch_mode") == "sequential" else "")
+              + (" (tool's avg, no p50)" if r.get("p50_ms") is None else "") for r in ok]
+    p50 = [r["mean_ms"] if r.get("p50_ms") is None else r["p50_ms"] for r in ok]
+    whisker = [0.0 if r.get("p50_ms") is None else max(0.0, r["p99_ms"] - r["p50_ms"]) for r in ok]
     fig, ax = plt.subplots(figsize=(9, 1.2 + 0.32 * len(ok)))
     try:
         y = list(range(len(ok)))

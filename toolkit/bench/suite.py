@@ -14,8 +14,8 @@ def add_limits(rows, flops_per_image, peaks):
     `limit_fraction` (limit_ms / p50: 1.0 would be the machine's matmul peak)."""
     for r in rows:
         peak = peaks.get(r.get("threads"))
-        if r.get("status") != "ok" or peak is None or r.get("device") != "cpu":
-            continue
+        if r.get("status") != "ok" or peak is None or r.get("device") != "cpu" or not r.get("p50_ms"):
+            continue      # rows timed by the official benchmark have no p50
         r["limit_ms"] = limit_ms(flops_per_image, r["batch"], peak["flops_per_s"])
         r["limit_fraction"] = r["limit_ms"] / r["p50_ms"]
     return rows
@@ -60,6 +60,9 @@ def _pair(name, goal, check, num, den, batch, threads, invert=False):
 MS_VS_ORT = (".ms engine (fp32) / onnxruntime", "<= 1.10x", lambda v: v <= 1.10)
 CLF_VS_RAW = ("Classifier / raw {engine}", "<= 1.05x", lambda v: v <= 1.05)
 GRAPHCELL = ("MindSpore GraphCell / fastest CPU path", ">= 30x", lambda v: v >= 30)
+# Our engine against the official runtime (its benchmark program) on the same .ms file: mean against
+# the tool's AvgRunTime, the one statistic both sides have (the tool prints no percentiles).
+VS_OFFICIAL = (".ms engine ({precision}) / official benchmark", "<= 1.00x", lambda v: v <= 1.00)
 # The same engine against a second instance of itself: the noise floor of a paired ratio in this run.
 CONTROL = ("control: onnxruntime / onnxruntime", "1.00x (noise floor)", None)
 
@@ -125,6 +128,7 @@ def goal_ratios(rows, paired=()) -> List[Ratio]:
             judged = (name, batch, threads) not in paired_names
             out.append(_pair(name, CLF_VS_RAW[1] if judged else "(information)", CLF_VS_RAW[2] if judged else None,
                              clf, raw, batch, threads))
+        out += _vs_official(rows, batch, threads)
         if batch == 1:
             graph, fastest = _graphcell_and_fastest(rows, batch=1, threads=threads)
             out.append(_pair(GRAPHCELL[0], "(information)", None, fastest, graph, batch, threads, invert=True))
@@ -143,6 +147,28 @@ def goal_ratios(rows, paired=()) -> List[Ratio]:
     return [r for r in out if r is not None]
 
 
+def _vs_official(rows, batch, threads):
+    """A Ratio per .ms file that has both an ms-engine row and an official benchmark row; the goal
+    is judged on fp32 and shown for fp16 / int8 weights."""
+    out = []
+    official = [r for r in rows if r.get("status") == "ok" and r.get("engine") == "mslite-benchmark"
+                and r.get("batch") == batch and r.get("threads") == threads and r.get("mean_ms")]
+    for peer in official:
+        ours = [r for r in _ok(rows, engine="ms-engine", api="engine", device="cpu", batch=batch,
+                               threads=threads) if r["model"] == peer["model"]]
+        if not ours:
+            continue
+        r = ours[0]
+        precision = next((p for p in ("fp32", "fp16", "int8") if r["model"].endswith(f"{p}.ms")), "?")
+        name, goal, check = VS_OFFICIAL
+        judged = precision == "fp32"
+        value = r["mean_ms"] / peer["mean_ms"]
+        out.append(Ratio(name.format(precision=precision), goal if judged else "(information)", batch,
+                         threads, r["label"], peer["label"], value, check(value) if judged else None,
+                         "rows (mean / tool avg)", r["min_ms"] / peer["min_ms"]))
+    return out
+
+
 def _fmt(v, unit=""):
     return "n/a" if v is None else f"{v:.2f}{unit}"
 
@@ -153,7 +179,8 @@ def ratios_markdown(ratios: List[Ratio]):
              "in one fresh process, timed in alternating blocks, so background load hits both alike; "
              "where a comparison was paired, only the paired value is shown here and judged (the JSON "
              "keeps both). The control pair is one engine against itself: its distance from 1.00x is "
-             "this run's noise floor.", "",
+             "this run's noise floor. Ratios against the official benchmark compare our mean with the "
+             "tool's AvgRunTime (it prints no percentiles; min ratio: our min over its MinRunTime).", "",
              "| ratio | batch | threads | method | p50 ratio | min ratio | goal | met | compared |",
              "|---|---|---|---|---|---|---|---|---|"]
     paired = {(r.name, r.batch, r.threads) for r in ratios if r.method == "paired"}
