@@ -150,3 +150,15 @@ def test_tool_failure_is_a_typed_error_with_its_message(official_benchmark, tmp_
     junk.write_bytes(b"\x00" * 64)
     with pytest.raises(benchmark_cli.OfficialToolError, match="junk.ms"):
         benchmark_cli.performance(official_benchmark, junk, loops=1, warmup=0)
+
+
+def test_official_tools_command_reports_found_and_missing(official_tools, monkeypatch, tmp_path):
+    from click.testing import CliRunner
+    from toolkit.cli import main
+    res = CliRunner().invoke(main, ["official-tools", "--require"])
+    assert res.exit_code == 0, res.output
+    assert "benchmark: " in res.output and "--outputDataFile: yes" in res.output
+    monkeypatch.delenv(discovery.HOME_ENV, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    res = CliRunner().invoke(main, ["official-tools", "--require"])
+    assert res.exit_code == 1 and res.output.count("not found: ") == 2 and "build.sh" in res.output

@@ -27,6 +27,8 @@ COMMANDS = {
     "bench": ("toolkit.commands.bench:bench", "Latency table across engines and devices."),
     "bench-train": ("toolkit.commands.bench_train:bench_train",
                     "Time head-mode transfer against the ModelZoo recipe."),
+    "official-tools": ("toolkit.commands.official_tools:official_tools",
+                       "Where the official converter_lite and benchmark are found."),
     "rank-table": ("toolkit.commands.rank_table:rank_table",
                    "Write an HCCL rank table for Ascend data-parallel runs."),
 }

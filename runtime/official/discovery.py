@@ -51,8 +51,10 @@ class OfficialToolUnavailableError(EngineUnavailableError):
         self.looked = list(looked)
         detail = "; ".join(self.looked) if self.looked else "nowhere"
         why = f"{reason}; " if reason else ""
-        super().__init__(f"the official MindSpore Lite tool {tool!r}", [],
-                         f"{why}looked in: {detail}; {HOW_TO_GET}")
+        super().__init__(f"the official MindSpore Lite tool {tool!r}", [])
+        # The engine error's "available: none" says nothing here: where we looked is the useful part.
+        Exception.__init__(self, f"the official MindSpore Lite tool {tool!r} is not available "
+                                 f"({why}looked in: {detail}; {HOW_TO_GET})")
 
 
 @dataclass(frozen=True)
