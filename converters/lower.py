@@ -126,9 +126,12 @@ def _reduce_mean(b, node):
 
 @lowering("GlobalAvgPool")
 def _global_avg_pool(b, node):
+    # As the official converter writes it: strides (1, 1), zero pads, pad mode PAD. The official
+    # runtime's shape inference divides by the strides even for a global pool, so without them the
+    # file does not load there (found by tests/test_official_runtime_conformance.py).
     b.node(node, "AvgPoolFusion", node.inputs, {"global": True, "format": FORMAT_NHWC,
-                                                "pad_mode": PAD_MODES["valid"],
-                                                "round_mode": ROUND_FLOOR})
+                                                "kernel_size": (), "strides": (1, 1), "pad": (0, 0, 0, 0),
+                                                "pad_mode": PAD_MODES["pad"], "round_mode": ROUND_FLOOR})
 
 
 def _pool(b, node, op_type):

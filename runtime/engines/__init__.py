@@ -11,6 +11,7 @@ import os
 
 from ..errors import EngineUnavailableError, ModelFormatError
 from ..formats import ENGINES, ENGINES_BY_NAME, format_of_path
+from . import availability
 from .availability import engine_importable, is_importable  # noqa: F401
 from .base import Engine, TensorSpec  # noqa: F401
 
@@ -26,12 +27,13 @@ def engine_class(name):
     if entry is None:
         raise EngineUnavailableError(f"engine {name!r}", [e.name for e in ENGINES], "unknown engine")
     if not engine_importable(entry):
-        missing = [n for n in entry.requires if not is_importable(n)]
-        if missing:
-            raise EngineUnavailableError(f"engine {name!r}", available_engines(),
-                                         f"python package(s) {', '.join(missing)} not installed")
-        from ..official.discovery import locate
-        locate(entry.program)        # raises OfficialToolUnavailableError: where it looked, how to get it
+        missing = [n for n in entry.requires if not availability.is_importable(n)]
+        if entry.program and not missing:
+            from ..official.discovery import locate
+            locate(entry.program)    # raises OfficialToolUnavailableError: where it looked, how to get it
+        raise EngineUnavailableError(f"engine {name!r}", available_engines(),
+                                     f"python package(s) {', '.join(missing or entry.requires)} "
+                                     "not installed")
     return getattr(importlib.import_module(entry.module), entry.cls)
 
 
