@@ -85,7 +85,8 @@ class Context:
 
     def init(self, array, hint="c"):
         name = self.fresh(hint)
-        proto = onnx.numpy_helper.from_array(np.ascontiguousarray(array), name)
+        array = np.asarray(array)      # (np.ascontiguousarray would make a scalar 1-D)
+        proto = onnx.numpy_helper.from_array(np.ascontiguousarray(array) if array.ndim else array, name)
         self.inits.append(proto)
         self.init_protos[name] = proto
         return name
