@@ -5,8 +5,8 @@ Needs only numpy, OpenCV and the small `.ms` format library at import time; ever
 """
 from . import opencv_limits  # noqa: F401  (first: bounds OpenCV's decoders before cv2 can load)
 from .engines import available_engines, load  # noqa: F401
-from .errors import (EngineUnavailableError, ImageError, MetadataError,  # noqa: F401
-                     ModelFormatError, ToolkitError, UnsupportedOpsError)
+from .errors import (EngineUnavailableError, ImageError, InputShapeError,  # noqa: F401
+                     MetadataError, ModelFormatError, ToolkitError, UnsupportedOpsError)
 from .metadata import ModelMeta  # noqa: F401
 
 __version__ = "0.1.0"

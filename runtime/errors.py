@@ -74,3 +74,16 @@ class MetadataError(ToolkitError):
             return
         where = f"{self.source}: key {key!r}" if key else self.source
         super().__init__(f"{where}: {problem}")
+
+
+class InputShapeError(ToolkitError):
+    """Input shapes other than a model's stored ones were asked for and the model cannot take them
+    (a bad request, or a node whose attributes fix the shape, e.g. a Reshape to a constant target
+    that includes the batch). Names the file and the input or node at fault."""
+
+    def __init__(self, path, problem, element=None):
+        self.path = str(path)
+        self.problem = problem
+        self.element = element
+        where = f"{self.path}: {element}" if element else self.path
+        super().__init__(f"{where}: {problem}")

@@ -188,6 +188,8 @@ def cases():
     yield Case("Split", {"output_num": 2, "size_splits": (1, 3), "axis": 2}, [("x", p)],
                [p[:, :, :1], p[:, :, 1:]], "split_sizes")
     yield Case("Split", {"output_num": 2, "axis": 0}, [("x", p)], [p[:1], p[1:]], "split_equal")
+    yield Case("Split", {"output_num": 2, "axis": 3}, [("x", p), ("c", np.array([2, 3], np.int32))],
+               [p[..., :2], p[..., 2:]], "split_sizes_as_input")     # the ONNX parser's form
     yield Case("Crop", {"axis": 1, "offsets": (1, 0, 2)}, [("x", p), ("x", rand(2, 2, 4, 3))],
                p[:, 1:3, 0:4, 2:5], "crop")
     yield Case("Reshape", {}, [("x", p), ("c", np.array([2, -1, 5], np.int32))], p.reshape(2, -1, 5), "reshape")
@@ -201,11 +203,16 @@ def cases():
     yield Case("StridedSlice", {"begin_mask": 1, "shrink_axis_mask": 2},
                [("x", p), ("c", np.array([1, 2, 0, 4], np.int32)), ("c", np.array([2, 3, 4, 0], np.int32)),
                 ("c", np.array([1, 1, 2, -1], np.int32))], p[:2, 2, 0:4:2, 4:0:-1], "strided_slice")
+    yield Case("StridedSlice", {}, [("x", p), ("c", np.array([1, 0], np.int32)),
+                                    ("c", np.array([4, 3], np.int32)), ("c", np.array([2, 1], np.int32)),
+                                    ("c", np.array([2, 1], np.int32))], p[:, 0:3, 1:4:2], "strided_slice_axes")
     yield Case("SliceFusion", {}, [("x", p), ("c", np.array([0, 1, 1, 0], np.int32)),
                                    ("c", np.array([-1, 2, 2, 5], np.int32))], p[:, 1:3, 1:3, :], "slice")
     pads = np.array([[0, 0], [1, 2], [0, 1], [0, 0]], np.int32)
     yield Case("PadFusion", {"constant_value": 0.5}, [("x", p), ("c", pads)],
                np.pad(p, pads, constant_values=0.5), "pad_constant")
+    yield Case("PadFusion", {}, [("x", p), ("c", pads), ("c", np.float32(-2))],
+               np.pad(p, pads, constant_values=-2), "pad_constant_as_input")   # the ONNX parser's form
     yield Case("PadFusion", {"padding_mode": 1}, [("x", p), ("c", pads)], np.pad(p, pads, mode="reflect"),
                "pad_reflect")
     yield Case("PadFusion", {"paddings": tuple(tuple(int(v) for v in row) for row in pads)}, [("x", p)],
@@ -299,6 +306,16 @@ def extra_cases(p):
     yield Case("ArgMaxFusion", {"axis": -1}, [("x", p)], p.argmax(-1).astype(np.int32), "argmax")
     yield Case("ArgMinFusion", {"axis": 1, "top_k": 1, "keep_dims": True}, [("x", p)],
                p.argmin(1)[:, None].astype(np.int32), "argmin_keep")
+    flat = p.reshape(2, -1)
+    top = np.argsort(-flat, axis=1, kind="stable")[:, :4]
+    yield Case("TopKFusion", {"axis": 1, "sorted": True, "largest": 0},
+               [("x", flat), ("c", np.array([4], np.int32))],
+               [np.take_along_axis(flat, top, 1), top.astype(np.int32)], "top_k")
+    inf = p.copy()
+    inf[0, 0, 0, 0] = np.inf
+    yield Case("OnesLike", {}, [("x", inf)], np.ones_like(p), "ones_like")
+    yield Case("ZerosLike", {}, [("x", np.arange(6, dtype=np.int32).reshape(2, 3))],
+               np.zeros((2, 3), np.int32), "zeros_like_int")
     yield Case("TileFusion", {}, [("x", p), ("c", np.array([1, 2, 1, 3], np.int32))], np.tile(p, (1, 2, 1, 3)),
                "tile")
     yield Case("BroadcastTo", {"shape": (3, 2, 3, 4, 5)}, [("x", p)], np.broadcast_to(p, (3,) + p.shape),

@@ -9,7 +9,7 @@ Nothing here imports an engine's framework; `load()` imports the chosen engine's
 import importlib
 import os
 
-from ..errors import EngineUnavailableError, ModelFormatError
+from ..errors import EngineUnavailableError, InputShapeError, ModelFormatError
 from ..formats import ENGINES, ENGINES_BY_NAME, format_of_path
 from . import availability
 from .availability import engine_importable, is_importable  # noqa: F401
@@ -58,9 +58,17 @@ def choose_engine(path, engine=None):
                                  "install one of: " + ", ".join("+".join(e.requires) for e in candidates))
 
 
-def load(path, engine=None, device="cpu", threads=None) -> Engine:
-    """Open a model file on an engine. Raises instead of substituting another engine or device."""
+def load(path, engine=None, device="cpu", threads=None, input_shapes=None) -> Engine:
+    """Open a model file on an engine. Raises instead of substituting another engine or device.
+    `input_shapes` ({input name: shape}) opens it for other input shapes than the stored ones, on
+    engines that can resize (Engine.resizable); others refuse it."""
     if not os.path.isfile(path):
         raise ModelFormatError(path, "no such file")
     name = choose_engine(path, engine)
-    return engine_class(name)(path, device=device, threads=threads)
+    cls = engine_class(name)
+    if input_shapes is None:
+        return cls(path, device=device, threads=threads)
+    if not cls.resizable:
+        raise InputShapeError(path, f"engine {name} cannot change a model's input shapes "
+                                    "(input_shapes)")
+    return cls(path, device=device, threads=threads, input_shapes=input_shapes)

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import EngineUnavailableError, ToolkitError
+from ..errors import EngineUnavailableError, InputShapeError, ToolkitError
 from ..formats import ENGINES_BY_NAME
 
 
@@ -29,6 +29,7 @@ class Engine:
     """Base class. Subclasses set `name`, `device`, fill `_inputs`/`_outputs` and implement run()."""
 
     name = "?"
+    resizable = False      # True: the constructor takes input_shapes= and resize() works
 
     def __init__(self, path, device="cpu", threads=None):
         self.path = str(path)
@@ -46,6 +47,10 @@ class Engine:
 
     def run(self, feed) -> Dict[str, np.ndarray]:
         raise NotImplementedError
+
+    def resize(self, input_shapes):
+        """Take inputs of other shapes ({input name: shape}), like MindSpore Lite's Model.resize."""
+        raise InputShapeError(self.path, f"engine {self.name} cannot change a model's input shapes")
 
     @property
     def thread_safe(self) -> bool:

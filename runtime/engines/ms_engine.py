@@ -4,6 +4,12 @@ It is the fallback when `mindspore_lite` is absent, and the checker behind `tool
 --verify`. The translated ONNX bytes are cached per file (path, size, mtime) within the process,
 so re-opening a model skips the translation.
 
+Input shapes other than the stored ones (another batch, another image size), like the official
+`Model.resize` and `benchmark --inputShapes`: `MsEngine(path, input_shapes={name: shape})`,
+`runtime.load(path, input_shapes=...)` or `engine.resize({name: shape})`. The graph is translated
+again for those shapes (each dim a handler reads is inferred from them); a node that cannot take
+them raises InputShapeError naming the file and the node.
+
 The translator is the package `runtime.engines.ms_onnx` (it imports onnx); it is imported when an
 engine is built, not when this module is, so listing engines stays free of onnx.
 """
@@ -19,18 +25,35 @@ from .base import Engine, TensorSpec
 from .layout import with_layout
 from .ort_session import create_session, first_line, run_session
 
-_CACHE = OrderedDict()          # (realpath, size, mtime_ns) -> (onnx bytes, in names, out names)
+_CACHE = OrderedDict()    # (realpath, size, mtime_ns, shapes) -> (onnx bytes, in names, out names, out shapes)
 _CACHE_ENTRIES = 4
 _ORT_LOAD_PREFIX = "onnxruntime cannot load the model: "     # create_session's wording
 
 
-def _translated(model, source, key=None):
+def _shape_key(input_shapes):
+    try:
+        return tuple(sorted((str(k), tuple(int(d) for d in v)) for k, v in input_shapes.items()))
+    except (AttributeError, TypeError, ValueError, OverflowError):
+        return None         # not cacheable; translate() says what is wrong with it
+
+
+def _translated(model, source, key=None, input_shapes=None):
     from .ms_onnx import translate
+    if key is not None and input_shapes:
+        shapes = _shape_key(input_shapes)
+        key = None if shapes is None else key + (shapes,)
     if key is not None and key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
-    proto, ins, outs = translate(model, source)
-    entry = (proto.SerializeToString(), ins, outs)
+    proto, ins, outs = translate(model, source, input_shapes=input_shapes)
+    out_shapes = None
+    if input_shapes:      # the translator wrote the inferred shapes onto the graph outputs
+        out_shapes = [tuple(d.dim_value if d.HasField("dim_value") else None
+                            for d in o.type.tensor_type.shape.dim)
+                      if o.type.tensor_type.HasField("shape") else
+                      (None,) * len(model.tensors[idx].dims)
+                      for o, idx in zip(proto.graph.output, model.outputs)]
+    entry = (proto.SerializeToString(), ins, outs, out_shapes)
     if key is not None:
         _CACHE[key] = entry
         while len(_CACHE) > _CACHE_ENTRIES:
@@ -38,9 +61,10 @@ def _translated(model, source, key=None):
     return entry
 
 
-def _spec(model, idx, name):
+def _spec(model, idx, name, dims=None):
     t = model.tensors[idx]
-    shape = tuple(d if d >= 0 else None for d in t.dims)
+    dims = t.dims if dims is None else dims
+    shape = tuple(d if d is not None and d >= 0 else None for d in dims)
     dtype = TYPEID_TO_NUMPY.get(t.data_type, np.dtype(np.float32)).name
     declared = len(shape) == 4 and t.format in (FORMAT_NCHW, FORMAT_NHWC)
     return with_layout(TensorSpec(name, shape, dtype, FORMAT_NAMES[t.format] if declared else ""))
@@ -49,30 +73,44 @@ def _spec(model, idx, name):
 class MsEngine(Engine):
     name = "ms-engine"
 
-    def __init__(self, path, device="cpu", threads=None, model: MsModel = None):
+    resizable = True
+
+    def __init__(self, path, device="cpu", threads=None, model: MsModel = None, input_shapes=None):
         super().__init__(path, device, threads)
-        key = None
+        self._key, self._device_asked = None, device
         if model is None:
             model = read_ms(self.path)
             st = os.stat(self.path)
-            key = (os.path.realpath(self.path), st.st_size, st.st_mtime_ns)
+            self._key = (os.path.realpath(self.path), st.st_size, st.st_mtime_ns)
         self.model = model
-        onnx_bytes, ins, outs = _translated(model, self.path, key)
+        self._build(input_shapes)
+
+    def resize(self, input_shapes):
+        """Take inputs of other shapes from now on ({input name: shape}; inputs not named keep
+        their stored shape), like the official Model.resize. Translates the graph for them."""
+        self._build(input_shapes)
+
+    def _build(self, input_shapes):
+        model = self.model
+        onnx_bytes, ins, outs, out_shapes = _translated(model, self.path, self._key, input_shapes)
         self.onnx_bytes = onnx_bytes
         try:
-            self.session, self.device = create_session(onnx_bytes, device, threads, self.path,
-                                                       self.name)
+            self.session, self.device = create_session(onnx_bytes, self._device_asked, self.threads,
+                                                       self.path, self.name)
         except ModelFormatError as e:   # the translated graph is what onnxruntime refused
             detail = first_line(e.problem).removeprefix(_ORT_LOAD_PREFIX)
             raise ModelFormatError(self.path, "onnxruntime cannot build a session for the "
                                               f"translated graph: {detail}") from None
-        self._inputs = [_spec(model, i, n) for i, n in zip(model.inputs, ins)]
-        self._outputs = [_spec(model, i, n) for i, n in zip(model.outputs, outs)]
+        shapes = dict(input_shapes or {})
+        self._inputs = [_spec(model, i, n, shapes.get(n)) for i, n in zip(model.inputs, ins)]
+        self._outputs = [_spec(model, i, n, out_shapes[k] if out_shapes else None)
+                         for k, (i, n) in enumerate(zip(model.outputs, outs))]
 
     @classmethod
-    def from_model(cls, model: MsModel, device="cpu", threads=None, name="<in-memory .ms model>"):
+    def from_model(cls, model: MsModel, device="cpu", threads=None, name="<in-memory .ms model>",
+                   input_shapes=None):
         """Run an MsModel that is not (or not yet) a file, e.g. right after conversion."""
-        return cls(name, device=device, threads=threads, model=model)
+        return cls(name, device=device, threads=threads, model=model, input_shapes=input_shapes)
 
     def run(self, feed):
         feed = self._normalize_feed(feed)

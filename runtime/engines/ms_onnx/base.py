@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from ...errors import ModelFormatError
+from ...errors import InputShapeError, ModelFormatError
 from ...msformat.model import FORMAT_NCHW, MsModel
 from ...registry import registrar
 
@@ -43,9 +43,14 @@ def node_element(node):
 class Context:
     """What a handler sees: the model, the node being translated, and ONNX graph builders."""
 
-    def __init__(self, model: MsModel, source, reserved=()):
+    def __init__(self, model: MsModel, source, reserved=(), input_shapes=None):
         self.model, self.source = model, source
         self.nodes, self.inits = [], []
+        self.init_protos = {}       # onnx name -> TensorProto of ctx.inits
+        # Resize: graph input index -> requested dims. Then dims() of a computed tensor is what
+        # shape inference found for its ONNX value (ctx.inferred), never the stale stored dims.
+        self.resized = dict(input_shapes or {})
+        self.inferred = {}          # onnx name -> (elem type, dims with None for unknown, or None)
         self.values = {}            # ms tensor index -> {layout: onnx name}
         self.consts = {}            # ms tensor index -> numpy array (dequantized)
         self.node = None
@@ -55,6 +60,14 @@ class Context:
     def malformed(self, problem):
         """The ModelFormatError for the current node (raise it): the file, the node, what is wrong."""
         return ModelFormatError(self.source, problem, element=node_element(self.node))
+
+    def shape_conflict(self, problem):
+        """A node whose shapes contradict each other: InputShapeError when other input shapes were
+        asked for (the node cannot take them), else ModelFormatError (the file is inconsistent)."""
+        if self.resized:
+            return InputShapeError(self.source, f"cannot take the requested input shapes: {problem}",
+                                   element=node_element(self.node))
+        return self.malformed(problem)
 
     # -- names and raw graph building ------------------------------------------------------
     def fresh(self, hint="v"):
@@ -72,7 +85,10 @@ class Context:
 
     def init(self, array, hint="c"):
         name = self.fresh(hint)
-        self.inits.append(onnx.numpy_helper.from_array(np.ascontiguousarray(array), name))
+        array = np.asarray(array)      # (np.ascontiguousarray would make a scalar 1-D)
+        proto = onnx.numpy_helper.from_array(np.ascontiguousarray(array) if array.ndim else array, name)
+        self.inits.append(proto)
+        self.init_protos[name] = proto
         return name
 
     def ints(self, values):
@@ -83,7 +99,30 @@ class Context:
         return self.model.tensors[idx]
 
     def dims(self, idx):
+        """Dims of tensor idx: the stored ones, or after a resize the requested (graph inputs) and
+        inferred ones (computed tensors; -1 where unknown). A node's own outputs keep their stored
+        dims (a handler reads them like an attribute; shape inference then checks them)."""
+        if self.resized:
+            if idx in self.resized:
+                return tuple(self.resized[idx])
+            have = self.values.get(idx)
+            if have and idx not in self.consts:
+                return self._inferred_dims(idx, have)
         return tuple(self.model.tensors[idx].dims)
+
+    def _inferred_dims(self, idx, have):
+        for layout, name in have.items():
+            found = self.inferred.get(name)
+            if found is None or found[1] is None:
+                continue
+            dims = found[1]
+            if layout == "nchw" and len(dims) == 4:
+                logical = [None] * 4
+                for j, d in enumerate(dims):
+                    logical[TO_NCHW[j]] = d
+                dims = logical
+            return tuple(-1 if d is None else int(d) for d in dims)
+        return tuple(-1 for _ in self.model.tensors[idx].dims)
 
     def rank(self, idx):
         if idx in self.consts:

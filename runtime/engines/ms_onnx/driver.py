@@ -1,16 +1,20 @@
-"""Translate a whole MsModel: check every node has a handler, decode the constants, walk the nodes
-in dependency order, and assemble the ONNX model.
+"""Translate an MsModel: keep the nodes the graph outputs need (the rest, e.g. the training half of an
+on-device training graph, is pruned), check each has a handler, decode their constants, walk them in dependency
+order, and assemble the ONNX model.
 
 Every failure is typed: ops without a handler and attributes without an ONNX form are collected
 into one UnsupportedOpsError (the user sees all of them at once); a malformed node raises
 ModelFormatError naming the file and the node, including any exception a handler did not expect.
 """
-from onnx import TensorProto, helper
+import math
 
-from ...errors import ModelFormatError, ToolkitError, UnsupportedOpsError
+import onnx
+from onnx import TensorProto, helper, shape_inference
+
+from ...errors import InputShapeError, ModelFormatError, ToolkitError, UnsupportedOpsError
 from ...msformat.model import TYPE_INT8, TYPE_UINT8, TYPEID_TO_NUMPY, MsModel
 from ...msformat.weights import CorruptWeightError, WeightError, const_array
-from . import ops_extra, ops_nn, ops_tensor  # noqa: F401  (importing them fills HANDLERS)
+from . import checks, ops_extra, ops_nn, ops_tensor  # noqa: F401  (importing them fills HANDLERS)
 from .base import HANDLERS, NP_TO_ONNX, OPSET, Context, NotTranslatable, node_element
 
 FULL_QUANT_TYPES = (1, 3, 5)      # AwareTraining, PostTraining, QUANT_ALL: int8 activations
@@ -35,12 +39,28 @@ def _integer_activations(model, node):
                for i in node.inputs + node.outputs)
 
 
-def unsupported_nodes(model, handlers=None):
+def needed_nodes(model):
+    """Indices of the nodes the graph outputs depend on, in file order. The rest (the training half
+    of an on-device training file, dead branches) is pruned: never checked, decoded or translated."""
+    produced_by = {o: k for k, n in enumerate(model.nodes) for o in n.outputs}
+    needed, stack = set(), [produced_by[i] for i in model.outputs if i in produced_by]
+    while stack:
+        k = stack.pop()
+        if k in needed:
+            continue
+        needed.add(k)
+        stack.extend(produced_by[i] for i in model.nodes[k].inputs
+                     if i in produced_by and produced_by[i] not in needed)
+    return sorted(needed)
+
+
+def unsupported_nodes(model, handlers=None, nodes=None):
     """(node name, op) for every node without a handler, and for fully quantized nodes (int8
-    activations need integer kernels); Custom nodes say their vendor type."""
+    activations need integer kernels); Custom nodes say their vendor type. `nodes` (indices)
+    restricts the check, e.g. to needed_nodes(model); by default every node is checked."""
     handlers = HANDLERS if handlers is None else handlers
     found = []
-    for node in model.nodes:
+    for node in (model.nodes if nodes is None else [model.nodes[k] for k in nodes]):
         if _integer_activations(model, node):
             found.append((node.name, f"{node.op_type} (fully quantized, int8 activations)"))
         elif node.op_type not in handlers:
@@ -51,10 +71,11 @@ def unsupported_nodes(model, handlers=None):
     return found
 
 
-def topological_order(model):
+def topological_order(model, nodes=None):
+    """Node indices in dependency order; `nodes` restricts the walk to those (and what they read)."""
     produced_by = {o: k for k, n in enumerate(model.nodes) for o in n.outputs}
     order, done, visiting = [], set(), set()
-    for start in range(len(model.nodes)):
+    for start in (range(len(model.nodes)) if nodes is None else nodes):
         stack = [(start, False)]
         while stack:
             k, expanded = stack.pop()
@@ -74,10 +95,10 @@ def topological_order(model):
     return order
 
 
-def _decode_constants(ctx, model, source, problems):
-    """ctx.consts for every constant a node or the graph output reads; the first consumer decides
-    the per-channel axis of a weight-quantized tensor."""
-    consumers = [(node, k, idx) for node in model.nodes for k, idx in enumerate(node.inputs)]
+def _decode_constants(ctx, model, source, problems, nodes):
+    """ctx.consts for every constant a translated node (indices `nodes`) or the graph output reads;
+    the first consumer decides the per-channel axis of a weight-quantized tensor."""
+    consumers = [(model.nodes[n], k, idx) for n in nodes for k, idx in enumerate(model.nodes[n].inputs)]
     consumers += [(None, 0, idx) for idx in model.outputs]     # constants that are graph outputs
     for node, k, idx in consumers:
         t = model.tensors[idx]
@@ -111,38 +132,140 @@ def _run_handler(fn, ctx, node, source):
                                        f"({type(e).__name__}: {e})", element=node_element(node)) from None
 
 
-def translate(model: MsModel, source="<model>", handlers=None):
+def requested_shapes(model, source, in_names, input_shapes):
+    """{graph input index: dims} for the inputs whose requested shape differs from the stored one.
+    `input_shapes` maps input names to shapes of the stored rank, every dim a positive integer."""
+    if not input_shapes:
+        return {}
+    if not isinstance(input_shapes, dict):
+        raise InputShapeError(source, f"input_shapes must map input names to shapes, not "
+                                      f"{type(input_shapes).__name__}")
+    unknown = sorted(set(input_shapes) - set(in_names), key=str)
+    if unknown:
+        raise InputShapeError(source, f"input_shapes names {unknown} are not inputs of the model "
+                                      f"(inputs: {in_names})")
+    out = {}
+    for name, idx in zip(in_names, model.inputs):
+        if name not in input_shapes:
+            continue
+        stored = tuple(model.tensors[idx].dims)
+        value = input_shapes[name]
+        try:
+            dims = tuple(value)
+            if any(isinstance(d, bool) or int(d) != d for d in dims):
+                raise TypeError
+            dims = tuple(int(d) for d in dims)
+        except (TypeError, ValueError, OverflowError):
+            raise InputShapeError(source, f"shape {value!r} is not a sequence of integers",
+                                  element=f"input {name!r}") from None
+        if len(dims) != len(stored) or any(d <= 0 for d in dims):
+            raise InputShapeError(source, f"shape {list(dims)} must have the stored rank "
+                                          f"{len(stored)} ({list(stored)}) and positive dims",
+                                  element=f"input {name!r}")
+        if math.prod(dims) > checks.MAX_ELEMENTS:
+            raise InputShapeError(source, f"shape {list(dims)} holds more than "
+                                          f"{checks.MAX_ELEMENTS} elements", element=f"input {name!r}")
+        if dims != stored:
+            out[idx] = dims
+    return out
+
+
+_PROPAGATED_CONST = 4096       # integer initializers up to this size take part in data propagation
+
+
+def _value_type(ctx, name):
+    """(elem type, dims or None) of an ONNX value built so far."""
+    if name in ctx.inferred:
+        return ctx.inferred[name]
+    proto = ctx.init_protos.get(name)
+    if proto is not None:
+        return proto.data_type, tuple(proto.dims)
+    return TensorProto.FLOAT, None
+
+
+def _infer_new_nodes(ctx, node, start):
+    """Shape inference (strict, with data propagation) over the ONNX nodes translated for `node`,
+    from the types of the values they read: records their output shapes in ctx.inferred, so the
+    next handlers see the resized dims. A contradiction is this node's InputShapeError."""
+    new = ctx.nodes[start:]
+    produced = {o for n in new for o in n.output}
+    inputs, inits, seen = [], [], set()
+    for n in new:
+        for name in n.input:
+            if not name or name in produced or name in seen:
+                continue
+            seen.add(name)
+            proto = ctx.init_protos.get(name)
+            if proto is not None and proto.data_type == TensorProto.INT64 and \
+                    math.prod(proto.dims) <= _PROPAGATED_CONST:
+                inits.append(proto)
+                continue
+            elem, dims = _value_type(ctx, name)
+            inputs.append(helper.make_tensor_value_info(name, elem, None if dims is None else
+                                                        [d if d is not None else None for d in dims]))
+    graph = helper.make_graph(new, "step", inputs, [], inits)
+    mini = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    mini.ir_version = 8
+    try:
+        done = shape_inference.infer_shapes(mini, strict_mode=True, data_prop=True)
+    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as e:
+        problem = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ctx.shape_conflict(problem) from None
+    for vi in done.graph.value_info:
+        t = vi.type.tensor_type
+        dims = None
+        if t.HasField("shape"):
+            dims = tuple(d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim)
+        ctx.inferred[vi.name] = (t.elem_type or TensorProto.FLOAT, dims)
+
+
+def _output_shape(ctx, idx):
+    dims = ctx.dims(idx)
+    return [d if d >= 0 else None for d in dims] if dims else None
+
+
+def translate(model: MsModel, source="<model>", handlers=None, input_shapes=None):
     """(onnx.ModelProto, input names, output names).
 
     Raises UnsupportedOpsError listing every unsupported node, ModelFormatError for a malformed
     one. `handlers` replaces the HANDLERS table (tests inject failing handlers this way).
+    `input_shapes` ({input name: shape}) translates for other input shapes than the stored ones,
+    like the official Model.resize: every dim the handlers read is then inferred from the requested
+    shapes, and the graph's outputs carry their inferred shapes; InputShapeError names the input or
+    the node that cannot take them.
     """
     handlers = HANDLERS if handlers is None else handlers
     if model.subgraphs:
         raise UnsupportedOpsError([(sg.name, "extra subgraph (control flow)")
                                    for sg in model.subgraphs[1:]], path=source)
-    missing = unsupported_nodes(model, handlers)
+    needed = needed_nodes(model)
+    missing = unsupported_nodes(model, handlers, needed)
     if missing:
         raise UnsupportedOpsError(missing, path=source)
     in_names = _unique_names(model, model.inputs, "input")
     out_names = _unique_names(model, model.outputs, "output")
-    ctx = Context(model, source, reserved=in_names + out_names)
+    resized = requested_shapes(model, source, in_names, input_shapes)
+    ctx = Context(model, source, reserved=in_names + out_names, input_shapes=resized)
     problems = []
-    _decode_constants(ctx, model, source, problems)
+    _decode_constants(ctx, model, source, problems, needed)
     graph_inputs = []
     for name, idx in zip(in_names, model.inputs):
         t = model.tensors[idx]
         elem = NP_TO_ONNX.get(TYPEID_TO_NUMPY.get(t.data_type))
         if elem is None:
             raise UnsupportedOpsError([(name, f"graph input of data type {t.data_type}")], path=source)
-        shape = [d if d >= 0 else None for d in t.dims]
+        shape = [d if d >= 0 else None for d in ctx.dims(idx)]
         graph_inputs.append(helper.make_tensor_value_info(name, elem, shape))
         ctx.values[idx] = {"logical": name}
-    for k in topological_order(model):
+        ctx.inferred[name] = (elem, tuple(shape))
+    for k in topological_order(model, needed):
         node = model.nodes[k]
         ctx.node = node
+        start = len(ctx.nodes)
         try:
             _run_handler(handlers[node.op_type], ctx, node, source)
+            if resized and not problems:
+                _infer_new_nodes(ctx, node, start)
         except NotTranslatable as e:
             problems.append((node.name, f"{node.op_type}: {e}"))
             for o in node.outputs:
@@ -154,7 +277,8 @@ def translate(model: MsModel, source="<model>", handlers=None):
         ctx.nodes.append(helper.make_node("Identity", [ctx.value(idx)], [name]))
         t = model.tensors[idx]
         elem = NP_TO_ONNX.get(TYPEID_TO_NUMPY.get(t.data_type), TensorProto.FLOAT)
-        graph_outputs.append(helper.make_tensor_value_info(name, elem, None))
+        shape = _output_shape(ctx, idx) if resized else None
+        graph_outputs.append(helper.make_tensor_value_info(name, elem, shape))
     graph = helper.make_graph(ctx.nodes, "ms_model", graph_inputs, graph_outputs, ctx.inits)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="ms-edge-toolkit")

@@ -1,11 +1,13 @@
-"""Handlers for ops seen in models converted from Caffe and TFLite: normalizations, resize, LRN,
-arg-max, tile/broadcast and depth/space rearrangements. Semantics follow the Lite CPU kernels
+"""Handlers for ops seen in models converted from Caffe, TFLite and ONNX: normalizations, resize, LRN,
+arg-max, top-k, tile/broadcast, depth/space rearrangements and ones/zeros-like. Semantics follow the Lite CPU kernels
 (NHWC, TensorFlow conventions)."""
 import numpy as np
 
+from onnx import helper as onnx_helper
+
 from . import checks
-from ...msformat.model import FORMAT_NHWC, TYPE_BOOL
-from .base import TO_NCHW, NotTranslatable, handler, image_layout
+from ...msformat.model import FORMAT_NHWC, TYPE_BOOL, TYPEID_TO_NUMPY
+from .base import NP_TO_ONNX, TO_NCHW, NotTranslatable, handler, image_layout
 from .ops_nn import fused
 
 
@@ -248,3 +250,47 @@ def resize(ctx, node):
     sizes = ctx.add("Concat", [nc, ctx.ints(_resize_hw(ctx, node))], axis=0)
     y = ctx.add("Resize", [x, "", "", sizes], mode=mode, coordinate_transformation_mode=coord, **extra)
     ctx.output(y, layout)
+
+
+@handler("TopKFusion")
+def top_k(ctx, node):
+    """Values and int32 indices of the k largest along `axis`, sorted. The Lite CPU kernel takes the
+    largest whatever `largest` holds (the ONNX parser writes 0 for ONNX's default largest=1; checked
+    against the official runtime), so `largest` is not read."""
+    if len(node.outputs) != 2 or ctx.n_inputs() != 2:
+        raise ctx.malformed(f"has {ctx.n_inputs()} input(s) and {len(node.outputs)} output(s), "
+                            "needs data and k, values and indices")
+    rank = ctx.known_rank(0)
+    axis = checks.axis(ctx, node.attrs.get("axis", -1), rank)
+    k = checks.const_ints(ctx, 1, "k")
+    if len(k) != 1:
+        raise ctx.malformed(f"k {k} is not one value")
+    dims = ctx.input_dims(0)
+    bound = dims[axis] if dims and rank is not None else checks.MAX_ELEMENTS
+    k = checks.in_range(ctx, k[0], "k", 1, max(bound, 1))
+    values, indices = ctx.add("TopK", [ctx.input(0), ctx.ints([k])], n_out=2, axis=axis,
+                              largest=1, sorted=1)
+    ctx.output(values, "logical", 0)
+    ctx.output(ctx.add("Cast", [indices], to=6), "logical", 1)
+
+
+def _filled_like(value):
+    def translate(ctx, node):
+        """A tensor of the input's shape and data type, every element `value` (NaN and inf inputs
+        included, hence ConstantOfShape and not x * 0 + value)."""
+        idx = ctx.in_idx(0)
+        if idx is None:
+            raise ctx.malformed("has no input")
+        dtype = TYPEID_TO_NUMPY.get(ctx.tensor(idx).data_type)
+        elem = NP_TO_ONNX.get(np.dtype(dtype)) if dtype is not None else None
+        if elem is None:
+            raise NotTranslatable(f"input of data type {ctx.tensor(idx).data_type}")
+        layout = ctx.layout_for([0])
+        fill = onnx_helper.make_tensor("value", elem, [1], np.full(1, value, dtype).tolist())
+        y = ctx.add("ConstantOfShape", [ctx.add("Shape", [ctx.input(0, layout)])], value=fill)
+        ctx.output(y, layout)
+    return translate
+
+
+handler("OnesLike")(_filled_like(1))
+handler("ZerosLike")(_filled_like(0))

@@ -196,6 +196,8 @@ def split(ctx, node):
     rank = ctx.rank(ctx.in_idx(0))
     axis = checks.axis(ctx, a.get("axis", 0), rank)
     sizes = checks.int_list(ctx, a.get("size_splits") or (), "size_splits")
+    if not sizes and ctx.n_inputs() > 1:         # the ONNX parser passes the sizes as input 1
+        sizes = checks.const_ints(ctx, 1, "split sizes")
     if sizes and (len(sizes) != n or any(s < -1 for s in sizes) or sizes.count(-1) > 1):
         raise ctx.malformed(f"size_splits {sizes} is not {n} sizes (at most one -1) for {n} outputs")
     dims = ctx.dims(ctx.in_idx(0))
@@ -313,11 +315,16 @@ def strided_slice(ctx, node):
     if a.get("ellipsis_mask") or a.get("new_axis_mask"):
         raise NotTranslatable("ellipsis_mask/new_axis_mask")
     begin, end = checks.const_ints(ctx, 1, "begin"), checks.const_ints(ctx, 2, "end")
-    strides = checks.const_ints(ctx, 3, "strides") if ctx.n_inputs() > 3 else [1] * len(begin)
     rank = ctx.known_rank(0)
-    if not (len(begin) == len(end) == len(strides)) or len(begin) > (rank or len(begin)):
-        raise ctx.malformed(f"begin {begin}, end {end}, strides {strides} differ in length or "
-                            f"exceed the rank {rank}")
+    if ctx.n_inputs() > 4:       # ONNX Slice form: begin, end, axes, strides (the ONNX parser's)
+        axes = checks.axes(ctx, checks.const_ints(ctx, 3, "axes"), rank)
+        strides = checks.const_ints(ctx, 4, "strides")
+    else:                        # TensorFlow form: begin, end[, strides] from axis 0 on
+        axes = list(range(len(begin)))
+        strides = checks.const_ints(ctx, 3, "strides") if ctx.n_inputs() > 3 else [1] * len(begin)
+    if not (len(begin) == len(end) == len(strides) == len(axes)) or len(begin) > (rank or len(begin)):
+        raise ctx.malformed(f"begin {begin}, end {end}, strides {strides}, axes {axes} differ in "
+                            f"length or exceed the rank {rank}")
     if 0 in strides:
         raise ctx.malformed(f"strides {strides} hold a zero")
     shrink = []
@@ -330,11 +337,11 @@ def strided_slice(ctx, node):
         if a.get("shrink_axis_mask", 0) >> i & 1:
             end[i] = begin[i] + 1 if begin[i] != -1 else _INT_MAX
             strides[i] = 1
-            shrink.append(i)
-    y = ctx.add("Slice", [ctx.input(0), ctx.ints(begin), ctx.ints(end),
-                          ctx.ints(list(range(len(begin)))), ctx.ints(strides)])
+            shrink.append(axes[i])
+    y = ctx.add("Slice", [ctx.input(0), ctx.ints(begin), ctx.ints(end), ctx.ints(axes),
+                          ctx.ints(strides)])
     if shrink:
-        y = ctx.add("Squeeze", [y, ctx.ints(shrink)])
+        y = ctx.add("Squeeze", [y, ctx.ints(sorted(shrink))])
     ctx.output(y)
 
 
@@ -377,7 +384,10 @@ def pad(ctx, node):
             layout = "logical"
         else:
             pads = pads[list(TO_NCHW)]
-    value = ctx.init(np.float32(a.get("constant_value", 0.0)))
+    fill = a.get("constant_value", 0.0)
+    if ctx.n_inputs() > 2:       # the ONNX parser passes the constant as input 2
+        fill = checks.scalar(ctx, ctx.need_const(2, "constant value"), "constant value")
+    value = ctx.init(np.float32(fill))
     y = ctx.add("Pad", [ctx.input(0, layout), ctx.ints(list(pads[:, 0]) + list(pads[:, 1])), value],
                 mode=mode)
     ctx.output(y, layout)
