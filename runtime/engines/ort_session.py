@@ -16,8 +16,11 @@ def available_providers():
     return list(ort.get_available_providers())
 
 
-def create_session(model, device="cpu", threads=None, source="<model>", engine="onnxruntime"):
-    """(InferenceSession, device) for ONNX bytes or a path, on exactly the requested device."""
+def create_session(model, device="cpu", threads=None, source="<model>", engine="onnxruntime",
+                   profile_prefix=None):
+    """(InferenceSession, device) for ONNX bytes or a path, on exactly the requested device.
+    `profile_prefix`: turn on onnxruntime's profiler (per-node times; `session.end_profiling()`
+    returns the JSON file it wrote, named from the prefix)."""
     import onnxruntime as ort
     want = PROVIDERS.get(device)
     available = available_providers()
@@ -28,6 +31,9 @@ def create_session(model, device="cpu", threads=None, source="<model>", engine="
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
+    if profile_prefix:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = str(profile_prefix)
     if threads:
         opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1

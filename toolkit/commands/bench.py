@@ -80,8 +80,19 @@ OUTPUTS = (("json", "--json"), ("csv", "--csv"), ("markdown", "--markdown"), ("p
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="PNG chart: p50 bars with p99 whiskers.")
 @click.option("--fail-on-error", is_flag=True, help="Exit with status 1 when a row failed.")
+@click.option("--profile", is_flag=True,
+              help="Instead of the latency table: where the time goes, node by node (.ms on ms-engine, "
+                   "named by the .ms nodes; .onnx on onnxruntime; the official benchmark's "
+                   "--timeProfiling where the tool has it).")
+@click.option("--profile-runs", type=click.IntRange(1, 100_000), default=20, show_default=True,
+              help="Profiled runs (after --warmup runs that are not counted).")
+@click.option("--profile-top", type=click.IntRange(1, 10_000), default=15, show_default=True,
+              help="Nodes shown per profile.")
+@click.option("--profile-out", type=click.Path(dir_okay=False), default=None,
+              help="Write the profiles: .json (everything) or .csv (one row per node).")
 def bench(models, engines, devices, batches, threads, warmup, iters, min_time, data, reference, isolation,
-          row_timeout, json_path, csv_path, markdown_path, plot_path, fail_on_error):
+          row_timeout, json_path, csv_path, markdown_path, plot_path, fail_on_error, profile,
+          profile_runs, profile_top, profile_out):
     """Latency table of MODEL files across engines, devices, batch sizes and thread counts.
 
     One row per model x engine x device x batch x threads, each run in its own process. Rows that cannot
@@ -98,6 +109,10 @@ def bench(models, engines, devices, batches, threads, warmup, iters, min_time, d
     from toolkit.bench.reports import WRITERS, format_table
     from toolkit.cli import progress
 
+    if profile or profile_out:
+        return _profile(models, engines, devices, batches, threads, warmup, profile_runs, profile_top,
+                        profile_out, dict(data=data, json=json_path, csv=csv_path, markdown=markdown_path,
+                                          plot=plot_path, iters=iters, min_time=min_time), profile)
     if iters is not None and min_time is not None:
         raise click.UsageError("--iters and --min-time are exclusive; give one of them")
     if reference is not None and data is None:
@@ -118,3 +133,44 @@ def bench(models, engines, devices, batches, threads, warmup, iters, min_time, d
             click.echo(f"wrote {path}")
     if fail_on_error and any(r["status"] == "failed" for r in rows):
         raise SystemExit(1)
+
+
+PROFILED = {"ms": ("ms-engine", "mslite-benchmark"), "onnx": ("onnxruntime",)}
+
+
+def _profile(models, engines, devices, batches, threads, warmup, runs, top, out, latency_only, profile):
+    """`--profile`: per-node profiles of each model on the engines that can give one."""
+    from toolkit.bench.profile import format_profile, profile_official, profile_ort, write_profiles
+    from toolkit.cli import progress
+
+    if not profile:
+        raise click.UsageError("--profile-out needs --profile")
+    given = [f"--{k.replace('_', '-')}" for k, v in latency_only.items() if v is not None]
+    if given:
+        raise click.UsageError(f"{', '.join(given)} belong to the latency table, not to --profile")
+    if len(threads) != 1 or list(batches) != [1]:
+        raise click.UsageError("--profile takes one --threads value and batch 1")
+    ctx = click.get_current_context()
+    if ctx.get_parameter_source("devices") != click.core.ParameterSource.DEFAULT and devices != ["cpu"]:
+        raise click.UsageError("--profile runs on the CPU only (onnxruntime's profiler here)")
+    jobs = []
+    for model in models:
+        fmt = format_of_path(model).name
+        if fmt not in PROFILED:
+            raise click.UsageError(f"{model}: --profile covers .ms and .onnx files, not .{fmt}")
+        jobs += [(model, e) for e in PROFILED[fmt] if engines is None or e in engines]
+    if not jobs:
+        raise click.UsageError(f"none of --engines {','.join(engines)} gives a profile of these files; "
+                               f"profiled engines: ms-engine, onnxruntime, mslite-benchmark")
+    profiles = []
+    with progress(jobs, label="profile") as bar:
+        for model, engine in bar:
+            if engine == "mslite-benchmark":
+                profiles.append(profile_official(model, runs, warmup, threads[0]))
+            else:
+                profiles.append(profile_ort(model, engine, runs, warmup, threads[0]))
+    for p in profiles:
+        click.echo(format_profile(p, top))
+    if out:
+        write_profiles(out, profiles)
+        click.echo(f"wrote {out}")

@@ -7,6 +7,7 @@ into one UnsupportedOpsError (the user sees all of them at once); a malformed no
 ModelFormatError naming the file and the node, including any exception a handler did not expect.
 """
 import math
+import re
 
 import onnx
 from onnx import TensorProto, helper, shape_inference
@@ -183,6 +184,23 @@ def _value_type(ctx, name):
     return TensorProto.FLOAT, None
 
 
+ORIGIN_NAME = re.compile(r"^ms(\d+)\.(\d+)$")
+
+
+def name_nodes_of(ctx, k, start):
+    """Name the ONNX nodes translated for `.ms` node k `ms<k>.<j>`: a profile of the translated graph
+    (toolkit bench --profile) is then reported by the `.ms` node names (origin_of)."""
+    for j, onnx_node in enumerate(ctx.nodes[start:]):
+        onnx_node.name = f"ms{k}.{j}"
+
+
+def origin_of(onnx_node_name):
+    """The `.ms` node index an ONNX node of the translated graph came from, or None (a node that
+    onnxruntime's optimizer made keeps the name of the node it started from, when it does)."""
+    m = ORIGIN_NAME.match(onnx_node_name or "")
+    return int(m.group(1)) if m else None
+
+
 def _infer_new_nodes(ctx, node, start):
     """Shape inference (strict, with data propagation) over the ONNX nodes translated for `node`,
     from the types of the values they read: records their output shapes in ctx.inferred, so the
@@ -264,6 +282,7 @@ def translate(model: MsModel, source="<model>", handlers=None, input_shapes=None
         start = len(ctx.nodes)
         try:
             _run_handler(handlers[node.op_type], ctx, node, source)
+            name_nodes_of(ctx, k, start)
             if resized and not problems:
                 _infer_new_nodes(ctx, node, start)
         except NotTranslatable as e:
