@@ -222,6 +222,10 @@ def _build_converter_lite(source, output, options, seconds):
     from . import official_converter
     fmt = format_of_path(source)
     fmt = fmt.name if fmt is not None else None
+    problems = official_converter.unsupported(options)
+    if problems:            # before looking for the tool: these fail with any converter_lite
+        raise ConversionError("options converter_lite cannot honour: " + "; ".join(problems),
+                              path=source)
     tool = official_converter.located(options.converter)
     with _stage("converter_lite", source, output):
         done = official_converter.run_converter(tool, source, fmt, options)
