@@ -265,7 +265,11 @@ def verify(source_path, source_format, ms_path, meta, precision="fp32", n=8, ima
     check = None
     if official:
         feeds = [to_ms_layout(batch, image, input_layout) for batch in batches]
-        check = official_check(ms_path, engine, feeds, b, benchmark)
+        try:
+            check = official_check(ms_path, engine, feeds, b, benchmark)
+        except benchmark_cli.OfficialToolError as e:      # it ran and failed: the .ms is at fault
+            raise ConversionError("--verify's check against the official runtime: "
+                                  + str(e).replace(f"{e.model}: ", "", 1)) from None
         if check.passed is False:
             if check.status == "outputs":
                 problems.append(f"official runtime differs from our engine: max abs diff "
