@@ -1,5 +1,11 @@
 """`convert()`: source file -> IR -> passes -> MsModel -> (fp16 | int8 weights) -> verify -> write.
 
+Two backends make the `.ms` bytes, chosen in one place (`BACKENDS`, by `ConvertOptions.backend`):
+"ours" (the steps above, pure Python) and "converter_lite" (the official program, found by
+runtime.official.discovery, driven by converters.official_converter). Everything after the bytes
+exist (metadata, `--verify` with its official-runtime check, `--golden`, the atomic write of model
+and metadata as one unit) is the same code for both.
+
 Nothing is written unless everything succeeded (including verification when asked), and then the
 `.ms` and its own metadata sidecar (`OUT.ms.json`, bound to the file by its sha256) are replaced as
 one unit by runtime.metadata.save_model.
@@ -16,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
 from contextlib import contextmanager
+
+import numpy as np
 
 from runtime.errors import MetadataError, ModelFormatError, ToolkitError
 from runtime.atomic import atomic_write_bytes
@@ -38,7 +46,8 @@ MAX_VERIFY_INPUT_ELEMENTS = 1 << 24          # 64 MiB of float32 per verificatio
 class ConvertOptions:
     fp16: bool = False
     quant: Optional[str] = None               # None or "weight"
-    symmetric: bool = True                    # weight quantization: symmetric (zero point 0)
+    symmetric: Optional[bool] = None          # weight quantization: None = the backend's default
+                                              # (ours: symmetric, zero point 0); False = asymmetric
     min_quant_weight_size: int = DEFAULT_MIN_SIZE
     min_quant_weight_channel: int = DEFAULT_MIN_CHANNELS
     input_shape: Optional[Tuple[int, ...]] = None    # source layout (NCHW for image models)
@@ -46,6 +55,11 @@ class ConvertOptions:
     input_format: str = "NHWC"                # layout of the .ms input
     verify: int = 0                           # number of verification inputs (0: no verification)
     images: Optional[str] = None              # folder of verification images
+    backend: str = "ours"                     # one of BACKENDS
+    converter: Optional[str] = None           # explicit converter_lite path (else discovery)
+    benchmark: Optional[str] = None           # explicit benchmark path for --verify's official check
+    official_check: bool = True               # --verify also compares with the official runtime
+    golden: Optional[str] = None              # folder for the board's benchmark files
 
     @property
     def precision(self):
@@ -65,9 +79,15 @@ class ConvertResult:
     parameters: int = 0
     quantized_tensors: int = 0
     verify: Optional[object] = None
+    backend: str = "ours"
+    tool_command: Optional[Tuple[str, ...]] = None    # converter_lite's command line, when it was used
+    golden: Optional[object] = None                   # converters.golden.GoldenData
+    golden_commands: Tuple[str, ...] = ()
 
 
 def _check_options(o):
+    if o.backend not in BACKENDS:
+        raise ConversionError(f"backend {o.backend!r}: use one of {', '.join(BACKENDS)}")
     if o.quant not in (None, "weight"):
         raise ConversionError(f"quantization {o.quant!r} is not implemented (only 'weight')")
     if o.quant and o.fp16:
@@ -154,24 +174,23 @@ def _check_verifiable(model, source, output):
                               output=output, element=f"input {model.tensors[model.inputs[0]].name!r}")
 
 
-def convert(source, output, options=None):
+@dataclass
+class _Built:
+    """What a backend made: the `.ms` bytes and their model, before metadata, checks and writing."""
+    data: bytes
+    model: object                  # runtime.msformat.model.MsModel
+    source_format: str
+    parameters: int
+    quantized: int
+    tool_command: Optional[Tuple[str, ...]] = None
+
+
+def _build_ours(source, output, options, seconds):
     from runtime.msformat.writer import model_to_bytes
-    options = options or ConvertOptions()
-    _check_options(options)
-    source, output = os.fspath(source), os.fspath(output)
-    if not os.path.isfile(source):
-        raise ModelFormatError(source, "no such file")
-    if not output.endswith(".ms"):
-        raise ConversionError(f"output {output!r} must end in .ms", path=source)
-    if os.path.abspath(output) == os.path.abspath(source) or (
-            os.path.exists(output) and os.path.samefile(output, source)):
-        raise ConversionError(f"{output} is the source file itself; choose another output name",
-                              path=source)
-    t0 = time.perf_counter()
-    seconds = {}
+    t = time.perf_counter()
     with _stage("front end", source):
         graph = load_source(source)
-    seconds["parse"] = time.perf_counter() - t0
+    seconds["parse"] = time.perf_counter() - t
     t = time.perf_counter()
     with _stage("passes", source):
         run_pipeline(graph, options)
@@ -187,26 +206,93 @@ def convert(source, output, options=None):
         if options.fp16:
             quantized = weights_to_fp16(model, weights)
         elif options.quant == "weight":
-            quantized = quantize_weights(model, weights, options.symmetric, options.min_quant_weight_size,
+            quantized = quantize_weights(model, weights, options.symmetric is not False,
+                                         options.min_quant_weight_size,
                                          options.min_quant_weight_channel).quantized
     with _stage("serialisation", source, output):
         data = model_to_bytes(model)
     seconds["lower_and_serialize"] = time.perf_counter() - t
+    return _Built(data, model, graph.source_format, params, quantized)
+
+
+def _build_converter_lite(source, output, options, seconds):
+    from runtime.formats import format_of_path
+    from runtime.msformat.model import TYPE_FLOAT16, TYPE_FLOAT32
+    from runtime.msformat.reader import read_ms_bytes
+    from . import official_converter
+    fmt = format_of_path(source)
+    fmt = fmt.name if fmt is not None else None
+    problems = official_converter.unsupported(options)
+    if problems:            # before looking for the tool: these fail with any converter_lite
+        raise ConversionError("options converter_lite cannot honour: " + "; ".join(problems),
+                              path=source)
+    tool = official_converter.located(options.converter)
+    with _stage("converter_lite", source, output):
+        done = official_converter.run_converter(tool, source, fmt, options)
+    seconds["converter_lite"] = done.seconds
+    with _stage("reading converter_lite's output", source, output):
+        model = read_ms_bytes(done.data, source=f"{output} (converter_lite output)")
+        official_converter.check_input_layout(model, options, source)
+    consts = [t for t in model.tensors if t.is_const and t.dims]
+    params = sum(int(np.prod(t.dims)) for t in consts
+                 if t.data_type in (TYPE_FLOAT32, TYPE_FLOAT16) or t.quant_params)
+    if options.fp16:
+        quantized = sum(1 for t in consts if t.data_type == TYPE_FLOAT16)
+    elif options.quant == "weight":
+        quantized = sum(1 for t in consts if t.quant_params and t.data_type != TYPE_FLOAT32)
+    else:
+        quantized = 0
+    return _Built(done.data, model, fmt, params, quantized, done.command)
+
+
+# The one place the backend is chosen.
+BACKENDS = {"ours": _build_ours, "converter_lite": _build_converter_lite}
+
+
+def convert(source, output, options=None):
+    options = options or ConvertOptions()
+    _check_options(options)
+    source, output = os.fspath(source), os.fspath(output)
+    if not os.path.isfile(source):
+        raise ModelFormatError(source, "no such file")
+    if not output.endswith(".ms"):
+        raise ConversionError(f"output {output!r} must end in .ms", path=source)
+    if os.path.abspath(output) == os.path.abspath(source) or (
+            os.path.exists(output) and os.path.samefile(output, source)):
+        raise ConversionError(f"{output} is the source file itself; choose another output name",
+                              path=source)
+    t0 = time.perf_counter()
+    seconds = {}
+    built = BACKENDS[options.backend](source, output, options, seconds)
+    data, model = built.data, built.model
     meta, origin = _source_meta(source)
     with _stage("metadata", source, output):
         meta = _meta_for_output(meta, model, options, source, output)
     report = None
+    golden = None
+    if options.verify or options.golden:
+        _check_verifiable(model, source, output)
     if options.verify:
         from .verify import verify_bytes
         t = time.perf_counter()
-        _check_verifiable(model, source, output)
         with _stage("verification", source, output):
-            report = verify_bytes(data, output, source_path=source, source_format=graph.source_format,
+            report = verify_bytes(data, output, source_path=source, source_format=built.source_format,
                                   meta=meta, precision=options.precision, n=options.verify,
-                                  images=options.images, input_layout=options.input_format)
+                                  images=options.images, input_layout=options.input_format,
+                                  official=options.official_check, benchmark=options.benchmark)
         seconds["verify"] = time.perf_counter() - t
         if not report.passed:
             raise VerificationFailed(report, report.problems)
+    if options.golden:
+        from . import golden as golden_mod
+        from .verify import with_model_file
+        t = time.perf_counter()
+        with _stage("golden data", source, output):
+            golden = with_model_file(data, output, golden_mod.compute, source_path=source,
+                                     source_format=built.source_format, meta=meta,
+                                     n=options.verify or golden_mod.DEFAULT_SAMPLES,
+                                     images=options.images, input_layout=options.input_format)
+        seconds["golden"] = time.perf_counter() - t
     with _stage("writing", source, output):
         if meta is None:
             side = None
@@ -217,9 +303,15 @@ def convert(source, output, options=None):
                 os.unlink(sidecar_path(output))
         else:
             side = save_model(output, data, meta)
+    commands = ()
+    if golden is not None:
+        from . import golden as golden_mod
+        with _stage("writing golden data", source, output):
+            commands = tuple(golden_mod.write(options.golden, golden, output, options.precision))
     seconds["total"] = time.perf_counter() - t0
     counts = {}
     for n in model.nodes:
         counts[n.op_type] = counts.get(n.op_type, 0) + 1
     return ConvertResult(source, output, side, origin, options.precision, seconds, counts,
-                         len(data), params, quantized, report)
+                         len(data), built.parameters, built.quantized, report, options.backend,
+                         built.tool_command, golden, commands)

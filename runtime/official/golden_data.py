@@ -100,3 +100,25 @@ def read_output_file(path, max_bytes=1 << 30) -> np.ndarray:
 
 def outputs_by_name(pairs) -> Dict[str, np.ndarray]:
     return {name: arr for name, arr in pairs}
+
+
+def mean_bias(got, ref) -> float:
+    """The official benchmark's per-tensor metric (BenchmarkBase::CompareData), as a fraction: the mean,
+    over the elements that miss atol 1e-8 + rtol 1e-5, of |got - ref| / |ref| (the absolute error where
+    |ref| < FLT_EPSILON, counted only above 1e-5). 0 when every element is within tolerance."""
+    got = np.asarray(got, np.float32).ravel()
+    ref = np.asarray(ref, np.float32).ravel()
+    if got.size != ref.size:
+        raise ValueError(f"{got.size} values against a reference of {ref.size}")
+    err = np.abs(got - ref)
+    miss = err > np.float32(1e-8) + np.float32(1e-5) * np.abs(ref)
+    tiny = np.abs(ref) < np.finfo(np.float32).eps
+    rel = miss & ~tiny
+    absolute = miss & tiny & (err > np.float32(1e-5))
+    count = int(rel.sum() + absolute.sum())
+    if count == 0:
+        return 0.0
+    total = float(np.sum(err[rel] / (np.abs(ref[rel]) + np.finfo(np.float32).tiny), dtype=np.float64)
+                  + np.sum(err[absolute], dtype=np.float64))
+    mean = total / count
+    return 0.0 if mean <= 1e-7 else mean
