@@ -13,6 +13,7 @@ them raises InputShapeError naming the file and the node.
 The translator is the package `runtime.engines.ms_onnx` (it imports onnx); it is imported when an
 engine is built, not when this module is, so listing engines stays free of onnx.
 """
+import operator
 import os
 from collections import OrderedDict
 
@@ -32,7 +33,8 @@ _ORT_LOAD_PREFIX = "onnxruntime cannot load the model: "     # create_session's 
 
 def _shape_key(input_shapes):
     try:
-        return tuple(sorted((str(k), tuple(int(d) for d in v)) for k, v in input_shapes.items()))
+        return tuple(sorted((str(k), tuple(operator.index(d) for d in v))   # 8.5 is no 8
+                            for k, v in input_shapes.items()))
     except (AttributeError, TypeError, ValueError, OverflowError):
         return None         # not cacheable; translate() says what is wrong with it
 

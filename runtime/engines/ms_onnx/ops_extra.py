@@ -202,6 +202,38 @@ _COORD_MODES = {0: "asymmetric", 1: "align_corners", 2: "half_pixel"}
 _NEAREST = {1: "round_prefer_floor", 2: "round_prefer_ceil", 3: "floor", 4: "ceil"}
 
 
+MAX_SCALE = 1024.0
+
+
+def _resize_scales(ctx, node):
+    """Input 1 as [h, w] scale factors (a float constant, as the ONNX parser writes Resize/Upsample
+    with scales), or None. Each in (0, MAX_SCALE]."""
+    a = node.attrs
+    size = ctx.const(1) if ctx.n_inputs() > 1 else None
+    if (a.get("new_height", 0) or a.get("new_width", 0)) or size is None or \
+            not np.issubdtype(size.dtype, np.floating):
+        return None
+    scales = [float(v) for v in size.reshape(-1)]
+    if len(scales) != 2 or not all(0 < v <= MAX_SCALE for v in scales):
+        raise ctx.malformed(f"scales {scales} are not two factors in (0, {MAX_SCALE}]")
+    return scales
+
+
+def _scaled_hw(ctx, layout, scales):
+    """floor(input [h, w] * scales) when the input size is known (checked against MAX_ELEMENTS),
+    else None."""
+    dims = ctx.input_dims(0)
+    if not dims or len(dims) != 4:
+        return None
+    n, c, h, w = (dims[0], dims[3], dims[1], dims[2]) if layout == "nchw" else dims
+    hw = [int(np.floor(np.float32(h) * np.float32(scales[0]))),
+          int(np.floor(np.float32(w) * np.float32(scales[1])))]
+    if min(hw) <= 0:
+        raise ctx.shape_conflict(f"scales {scales} make an empty output from [h, w] {[h, w]}")
+    checks.elements(ctx, [n, c] + hw, "resized output")
+    return hw
+
+
 def _resize_hw(ctx, node):
     """Output [h, w], each positive; the resized tensor within MAX_ELEMENTS where dims are known."""
     hw = _requested_hw(ctx, node)
@@ -214,6 +246,7 @@ def _resize_hw(ctx, node):
 
 
 def _requested_hw(ctx, node):
+    """new_height/new_width, else an integer size constant (input 1), else the declared output."""
     a = node.attrs
     h = checks.as_int(ctx, a.get("new_height", 0), "new_height")
     w = checks.as_int(ctx, a.get("new_width", 0), "new_width")
@@ -221,12 +254,12 @@ def _requested_hw(ctx, node):
         raise ctx.malformed(f"new_height {h} / new_width {w} is negative")
     if h > 0 and w > 0:
         return [h, w]
-    out = ctx.dims(node.outputs[0])
-    if len(out) == 4 and all(d > 0 for d in out):
-        return list(out[1:3]) if a.get("format", 1) != 0 else list(out[2:4])
     size = ctx.const(1) if ctx.n_inputs() > 1 else None
     if size is not None and size.size == 2 and np.issubdtype(size.dtype, np.integer):
         return checks.int_list(ctx, size.reshape(-1), "size")
+    out = ctx.dims(node.outputs[0])
+    if len(out) == 4 and all(d > 0 for d in out):
+        return list(out[1:3]) if a.get("format", 1) != 0 else list(out[2:4])
     raise NotTranslatable("cannot tell the output size (no new_height/new_width, shape or size)")
 
 
@@ -246,8 +279,17 @@ def resize(ctx, node):
         extra["exclude_outside"] = int(a.get("exclude_outside", 0))
     layout = image_layout(ctx, node, op_default=FORMAT_NHWC)       # Resize's format defaults to NHWC
     x = ctx.input(0, layout)
-    nc = ctx.add("Slice", [ctx.add("Shape", [x]), ctx.ints([0]), ctx.ints([2])])
-    sizes = ctx.add("Concat", [nc, ctx.ints(_resize_hw(ctx, node))], axis=0)
+    shape = ctx.add("Shape", [x])
+    nc = ctx.add("Slice", [shape, ctx.ints([0]), ctx.ints([2])])
+    scales = _resize_scales(ctx, node)
+    static = _scaled_hw(ctx, layout, scales) if scales is not None else None
+    if scales is None or static is not None:
+        hw = ctx.ints(_resize_hw(ctx, node) if scales is None else static)
+    else:      # floor(input size * scale) at run time, as the Lite kernel computes it
+        in_hw = ctx.add("Cast", [ctx.add("Slice", [shape, ctx.ints([2]), ctx.ints([4])])], to=1)
+        hw = ctx.add("Mul", [in_hw, ctx.init(np.asarray(scales, np.float32))])
+        hw = ctx.add("Cast", [ctx.add("Floor", [hw])], to=7)
+    sizes = ctx.add("Concat", [nc, hw], axis=0)
     y = ctx.add("Resize", [x, "", "", sizes], mode=mode, coordinate_transformation_mode=coord, **extra)
     ctx.output(y, layout)
 

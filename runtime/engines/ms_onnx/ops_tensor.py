@@ -3,7 +3,10 @@
 Element-wise ops, Concat, Pad, Softmax and Reduce keep the "nchw" layout of their inputs (axes are
 remapped) so that no transpose is needed between convolutions; shape ops work on the logical layout.
 """
+import math
+
 import numpy as np
+import onnx
 
 from ...msformat.model import TYPEID_TO_NUMPY
 from ...msformat.schema import REDUCE_MODES
@@ -242,9 +245,25 @@ def _shape_input(ctx, node):
     return ctx.ints(checks.shape(ctx, dims, "declared output shape", allow_unknown=True))
 
 
+def _check_reshape(ctx, target):
+    """A constant target must hold the input's elements (0 copies an input dim, one -1 is
+    inferred): a fixed target that includes the batch cannot take another batch."""
+    dims = ctx.input_dims(0)
+    if dims is None or target is None:
+        return
+    full = [dims[i] if d == 0 and i < len(dims) else d for i, d in enumerate(target)]
+    known, total = math.prod(d for d in full if d != -1), math.prod(dims)
+    if (-1 in full and (known == 0 or total % known)) or (-1 not in full and known != total):
+        raise ctx.shape_conflict(f"Reshape to the fixed shape {list(target)} cannot take an "
+                                 f"input of shape {list(dims)} ({total} elements)")
+
+
 @handler("Reshape")
 def reshape(ctx, node):
-    ctx.output(ctx.add("Reshape", [ctx.input(0), _shape_input(ctx, node)]))
+    shape = _shape_input(ctx, node)
+    proto = ctx.init_protos.get(shape)
+    _check_reshape(ctx, None if proto is None else onnx.numpy_helper.to_array(proto).tolist())
+    ctx.output(ctx.add("Reshape", [ctx.input(0), shape]))
 
 
 @handler("Flatten")
