@@ -173,7 +173,9 @@ def main(argv=None):
         for i, spec in enumerate(all_specs, 1):
             [row] = run_plan([spec], slow if spec.engine == "mindspore" else fast)
             rows.append(row)
-            p50 = f"p50 {row['p50_ms']:.2f} ms" if row.get("p50_ms") else (row.get("reason") or "")[:90]
+            p50 = (f"p50 {row['p50_ms']:.2f} ms" if row.get("p50_ms") else
+                   f"avg {row['mean_ms']:.2f} ms (the tool's own)" if row.get("mean_ms") else
+                   (row.get("reason") or "")[:90])
             log(f"[{i}/{len(all_specs)}] {spec.label}: {row['status']} {p50}")
         rows += failed_conversion_rows(failures, args.work, threads)
         add_limits(rows, flops, peaks)
