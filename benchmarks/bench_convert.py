@@ -2,6 +2,13 @@
 
     python -m benchmarks.bench_convert --out reports/convert                 # random MobileNetV2 1.0/224
     python -m benchmarks.bench_convert --model run/export/model.mindir --val data/val --out reports/convert
+    python -m benchmarks.bench_convert --backend both --out reports/convert  # + ours vs converter_lite
+
+`--backend both` also converts the same MobileNetV2 exported to MINDIR *and* ONNX with the project's
+converter and with the official converter_lite (found by discovery, or `--converter PATH`), fp32, no
+verification, and reports the median times and their ratios from that one run (in process through
+`converters.convert`, and as the `toolkit convert` command). A backend that cannot convert a source
+(the 2.0 converter_lite refuses MindSpore 2.x MINDIR files) is reported with its error, not skipped.
 
 Writes `bench_convert.json` and `bench_convert.md` (atomically) into --out. Time is measured both as
 the full `toolkit convert` command (new process, wall clock) and in-process (parse/passes/lower).
@@ -24,16 +31,56 @@ from runtime.mindspore_import import import_mindspore
 PRECISIONS = {"fp32": [], "fp16": ["--fp16"], "int8": ["--quant", "weight"]}
 
 
-def export_random_mobilenet(folder, width, size, classes):
+def export_random_mobilenet(folder, width, size, classes, onnx=False):
+    """MINDIR (and with `onnx`, ONNX of the same weights) of a random-init MobileNetV2."""
     ms = import_mindspore()
     from toolkit.models import build
     ms.set_context(mode=ms.GRAPH_MODE)
     ms.set_seed(0)
     net = build("mobilenet_v2", classes, width=width)
     net.set_train(False)
-    ms.export(net, ms.Tensor(np.zeros((1, 3, size, size), np.float32)),
-              file_name=os.path.join(folder, "mobilenet_v2"), file_format="MINDIR")
+    x = ms.Tensor(np.zeros((1, 3, size, size), np.float32))
+    ms.export(net, x, file_name=os.path.join(folder, "mobilenet_v2"), file_format="MINDIR")
+    if onnx:    # a second export of one network object fails in MindSpore: a fresh net, same weights
+        fresh = build("mobilenet_v2", classes, width=width)
+        fresh.set_train(False)
+        ms.load_param_into_net(fresh, {p.name: p for p in net.get_parameters()})
+        ms.export(fresh, x, file_name=os.path.join(folder, "mobilenet_v2"), file_format="ONNX")
     return os.path.join(folder, "mobilenet_v2.mindir")
+
+
+def compare_backends(sources, work, repeats, converter=None):
+    """{format: {backend: {...times or error...}, "ratio_...": x}} for the project's converter and the
+    official converter_lite on the same sources (fp32, no verification)."""
+    from converters import ConvertOptions, convert
+    from runtime.errors import ToolkitError
+    from runtime.official import discovery
+    tool = discovery.locate(discovery.CONVERTER, converter)
+    out = {"converter_lite": f"{tool.path} ({tool.found_by})"}
+    for fmt, src in sources.items():
+        row = {}
+        for backend in ("ours", "converter_lite"):
+            dst = os.path.join(work, f"cmp_{fmt}_{backend}.ms")
+            opts = ConvertOptions(backend=backend, converter=tool.path if backend != "ours" else None)
+            extra = ["--backend", backend] + (["--converter", tool.path] if backend != "ours" else [])
+            try:
+                runs = [convert(src, dst, opts).seconds for _ in range(repeats)]
+                cli = time_cli(src, dst, extra, repeats)
+            except (ToolkitError, subprocess.CalledProcessError) as e:
+                row[backend] = {"error": str(e)}
+                continue
+            entry = {"in_process_s": statistics.median(r["total"] for r in runs),
+                     "in_process_runs_s": [r["total"] for r in runs],
+                     "cli_median_s": statistics.median(cli), "cli_runs_s": cli,
+                     "bytes": os.path.getsize(dst)}
+            if backend == "converter_lite":
+                entry["tool_only_s"] = statistics.median(r["converter_lite"] for r in runs)
+            row[backend] = entry
+        if all("error" not in row[b] for b in ("ours", "converter_lite")):
+            row["ratio_in_process"] = row["converter_lite"]["in_process_s"] / row["ours"]["in_process_s"]
+            row["ratio_cli"] = row["converter_lite"]["cli_median_s"] / row["ours"]["cli_median_s"]
+        out[fmt] = row
+    return out
 
 
 def trainable_parameters(mindir):
@@ -93,6 +140,39 @@ def evaluate(path, val_dir, limit):
     return float(np.mean(preds == labels)), preds
 
 
+def markdown_backends_only(r):
+    return ["# Converter benchmark", "", f"Source: `{r['source']}` ({r['source_note']})"] + \
+        backend_lines(r) + ["", f"Command: `{r['command']}`", ""]
+
+
+def backend_lines(r):
+    lines = []
+    if r.get("backends"):
+        b = r["backends"]
+        lines += ["", "## Backends: ours vs the official converter_lite (fp32, no verification)", "",
+                  f"converter_lite: `{b['converter_lite']}`. Medians of {r['repeats']} runs each; "
+                  "ratio = converter_lite / ours (above 1: ours is faster). The machine is shared, so "
+                  "absolute times move with its load; the ratios come from one run.", "",
+                  "| source | backend | in process | `toolkit convert` (wall, incl. Python start) | "
+                  "tool alone | .ms bytes |", "|---|---|---|---|---|---|"]
+        for fmt in ("mindir", "onnx"):
+            for backend in ("ours", "converter_lite"):
+                e = b.get(fmt, {}).get(backend)
+                if e is None:
+                    continue
+                if "error" in e:
+                    why = e["error"].split("what():", 1)[-1].split(" [command:")[0].strip()
+                    lines.append(f"| {fmt} | {backend} | failed: {why[:300]} | | | |")
+                    continue
+                tool = f"{e['tool_only_s']:.2f} s" if "tool_only_s" in e else ""
+                lines.append(f"| {fmt} | {backend} | {e['in_process_s']:.2f} s | {e['cli_median_s']:.2f} s "
+                             f"| {tool} | {e['bytes']:,} |")
+            if "ratio_in_process" in b.get(fmt, {}):
+                lines.append(f"| {fmt} | **ratio** | **{b[fmt]['ratio_in_process']:.2f}x** | "
+                             f"**{b[fmt]['ratio_cli']:.2f}x** | | |")
+    return lines
+
+
 def markdown(r):
     lines = ["# Converter benchmark", "", f"Source: `{r['source']}` ({r['source_note']})", "",
              "## Conversion time (fp32, no verification)", "",
@@ -116,6 +196,7 @@ def markdown(r):
             lines.append(f"| {p} | {a['top1'] * 100:.2f}% | {a['agreement_with_fp32'] * 100:.2f}% |")
     else:
         lines.append("Not measured (no trained model / validation set given).")
+    lines += backend_lines(r)
     lines += ["", f"Command: `{r['command']}`", ""]
     return "\n".join(lines)
 
@@ -130,18 +211,39 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--classes", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--backend", choices=["ours", "both"], default="ours",
+                    help="both: also compare with the official converter_lite on MINDIR and ONNX")
+    ap.add_argument("--converter", help="path of converter_lite (default: discovery)")
+    ap.add_argument("--compare-only", action="store_true",
+                    help="with --backend both: only the backend comparison (no sizes, no accuracy)")
     args = ap.parse_args(argv)
+    if args.compare_only and args.backend != "both":
+        ap.error("--compare-only needs --backend both")
     if args.val and not args.model:
         ap.error("--val needs --model (a trained model)")
     work = tempfile.mkdtemp(prefix="bench_convert-")
     if args.model:
         src, note = args.model, "given"
     else:
-        src = export_random_mobilenet(work, args.width, args.size, args.classes)
+        src = export_random_mobilenet(work, args.width, args.size, args.classes,
+                                      onnx=args.backend == "both")
         note = f"random-init MobileNetV2 width {args.width}, {args.size} px, {args.classes} classes"
-    result = {"source": src, "source_note": note, "command": " ".join([os.path.basename(sys.executable),
-                                                                         "-m", "benchmarks.bench_convert"]
-                                                                        + (argv or sys.argv[1:]))}
+    result = {"source": src, "source_note": note, "repeats": args.repeats,
+              "command": " ".join([os.path.basename(sys.executable), "-m", "benchmarks.bench_convert"]
+                                  + (argv or sys.argv[1:]))}
+    if args.backend == "both":
+        sources = {"mindir": src}
+        onnx = os.path.splitext(src)[0] + ".onnx"
+        if os.path.isfile(onnx):
+            sources["onnx"] = onnx
+        result["backends"] = compare_backends(sources, work, args.repeats, args.converter)
+    if args.compare_only:
+        os.makedirs(args.out, exist_ok=True)
+        atomic_write_text(os.path.join(args.out, "bench_convert.json"), json.dumps(result, indent=2) + "\n")
+        text = "\n".join(markdown_backends_only(result))
+        atomic_write_text(os.path.join(args.out, "bench_convert.md"), text)
+        print(text)
+        return
     outs = {p: os.path.join(work, f"model_{p}.ms") for p in PRECISIONS}
     cli = time_cli(src, outs["fp32"], [], args.repeats)
     result["time"] = {"cli_runs_s": cli, "cli_median_s": statistics.median(cli),

@@ -121,10 +121,19 @@ def error_lines(output):
     return (marked or lines)[-ERROR_LINES:]
 
 
+HINTS = {
+    "can only support the maximum mind ir version":
+        "this converter_lite is older than the MindSpore that wrote the MINDIR; export ONNX "
+        "(`toolkit export --format onnx`) and convert that, or use --backend ours",
+}
+
+
 def _fail(source, problem, output="", command=()):
     quoted = " | ".join(error_lines(output))
     cmd = " ".join(command)
+    hints = [h for k, h in HINTS.items() if k in output]
     return ConversionError(f"official converter_lite {problem}" + (f": {quoted}" if quoted else "")
+                           + "".join(f" (hint: {h})" for h in hints)
                            + (f" [command: {cmd}]" if cmd else ""), path=source, stage="converter_lite")
 
 

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from converters import golden
+from converters.errors import ConversionError
 from converters.verify import model_inputs
 from runtime.official import golden_data
 from runtime.official.benchmark_cli import check_accuracy
@@ -52,7 +53,7 @@ def run_on_board(tool, folder, line):
 def test_threshold_is_twice_our_engines_bias_and_at_least_the_default():
     assert golden.threshold_for(0.0) == 0.5 and golden.threshold_for(0.2) == 0.5
     assert golden.threshold_for(3.02) == 6.1 and golden.threshold_for(9.58) == 20
-    with pytest.raises(Exception, match="no sensible"):
+    with pytest.raises(ConversionError, match="no sensible"):
         golden.threshold_for(float("nan"))
 
 

@@ -8,7 +8,6 @@ so, with how to get it, and stderr says it once. A disagreement fails the verifi
 import json
 import stat
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
