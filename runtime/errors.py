@@ -9,8 +9,8 @@ class ToolkitError(Exception):
     """Base class for every error this project raises on purpose."""
 
 
-class ModelFormatError(ToolkitError):
-    """A model file is corrupt, truncated, hostile or not of the claimed format."""
+class LocatedError(ToolkitError):
+    """An error about one file and, when known, the element in it: "m.ms: tensor 12 ('w'): ..."."""
 
     def __init__(self, path, problem, element=None):
         # element: the part of the file at fault ("tensor 12", "node conv1", "key mean"), if known
@@ -19,6 +19,10 @@ class ModelFormatError(ToolkitError):
         self.element = element
         where = f"{self.path}: {element}" if element else self.path
         super().__init__(f"{where}: {problem}")
+
+
+class ModelFormatError(LocatedError):
+    """A model file is corrupt, truncated, hostile or not of the claimed format."""
 
 
 class UnsupportedOpsError(ToolkitError):
@@ -76,14 +80,7 @@ class MetadataError(ToolkitError):
         super().__init__(f"{where}: {problem}")
 
 
-class InputShapeError(ToolkitError):
+class InputShapeError(LocatedError):
     """Input shapes other than a model's stored ones were asked for and the model cannot take them
     (a bad request, or a node whose attributes fix the shape, e.g. a Reshape to a constant target
     that includes the batch). Names the file and the input or node at fault."""
-
-    def __init__(self, path, problem, element=None):
-        self.path = str(path)
-        self.problem = problem
-        self.element = element
-        where = f"{self.path}: {element}" if element else self.path
-        super().__init__(f"{where}: {problem}")

@@ -83,3 +83,15 @@ def summary_lines():
         return ["official MindSpore Lite tools used: " +
                 ", ".join(f"{n} = {p}" for n, p in STATUS["tools"].items())]
     return []
+
+
+@pytest.fixture
+def no_tools(tmp_path, monkeypatch):
+    """An environment where discovery finds no official tool (and no explicit path is given)."""
+    empty = tmp_path / "empty_bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    for var in (discovery.HOME_ENV, *discovery.TOOL_ENV.values()):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(discovery, "_WARNED", set())
+    return empty

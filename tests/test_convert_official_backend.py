@@ -46,16 +46,6 @@ def fake_converter(folder, body):
                    + body)
 
 
-@pytest.fixture
-def no_tools(tmp_path, monkeypatch):
-    """An environment where discovery finds no official tool (and no explicit path is given)."""
-    empty = tmp_path / "empty_bin"
-    empty.mkdir()
-    monkeypatch.setenv("PATH", str(empty))
-    for var in (discovery.HOME_ENV, *discovery.TOOL_ENV.values()):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(discovery, "_WARNED", set())
-    return empty
 
 
 # --- the command line, without the tool ----------------------------------------------------

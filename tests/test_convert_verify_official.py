@@ -24,14 +24,6 @@ def run(*args):
     return CliRunner().invoke(main, ["convert", *map(str, args)], catch_exceptions=False)
 
 
-@pytest.fixture
-def no_tools(tmp_path, monkeypatch):
-    empty = tmp_path / "empty_bin"
-    empty.mkdir()
-    monkeypatch.setenv("PATH", str(empty))
-    for var in (discovery.HOME_ENV, *discovery.TOOL_ENV.values()):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(discovery, "_WARNED", set())
 
 
 def release_like(tmp_path, tool):
