@@ -68,7 +68,7 @@ fc5                                     0.060000        0.200000        10      
 opType                                  avg(ms)         percent         calledTimes     opTotalTime
 Conv2DFusion                            0.120000        0.400000        10              1.200000
 """
-    per = parse_official_time_profile(text, 10)
+    per = parse_official_time_profile(text)
     assert [(v[0], v[2], v[3]) for v in per.values()] == [("conv1", 10, 1.2), ("fc5", 10, 0.6)]
 
 

@@ -63,7 +63,9 @@ def _translated(model, source, key=None, input_shapes=None):
     return entry
 
 
-def _spec(model, idx, name, dims=None):
+def ms_tensor_spec(model, idx, name, dims=None):
+    """The TensorSpec of `.ms` tensor idx (its stored dims, or `dims` after a resize); shared with the
+    official-benchmark engine so both engines describe one file the same way."""
     t = model.tensors[idx]
     dims = t.dims if dims is None else dims
     shape = tuple(d if d is not None and d >= 0 else None for d in dims)
@@ -104,8 +106,8 @@ class MsEngine(Engine):
             raise ModelFormatError(self.path, "onnxruntime cannot build a session for the "
                                               f"translated graph: {detail}") from None
         shapes = dict(input_shapes or {})
-        self._inputs = [_spec(model, i, n, shapes.get(n)) for i, n in zip(model.inputs, ins)]
-        self._outputs = [_spec(model, i, n, out_shapes[k] if out_shapes else None)
+        self._inputs = [ms_tensor_spec(model, i, n, shapes.get(n)) for i, n in zip(model.inputs, ins)]
+        self._outputs = [ms_tensor_spec(model, i, n, out_shapes[k] if out_shapes else None)
                          for k, (i, n) in enumerate(zip(model.outputs, outs))]
 
     @classmethod

@@ -21,7 +21,7 @@ from ..official import benchmark_cli
 from ..official.discovery import locate
 from ..official.golden_data import write_input_bins
 from .base import Engine
-from .ms_engine import _spec as ms_tensor_spec
+from .ms_engine import ms_tensor_spec
 
 
 class OfficialBenchmarkEngine(Engine):

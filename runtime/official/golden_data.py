@@ -12,7 +12,7 @@ Reading is bounded: a file may hold at most what its own size allows, and the di
 """
 import os
 import struct
-from typing import Dict, List, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
 
@@ -97,9 +97,6 @@ def read_output_file(path, max_bytes=1 << 30) -> np.ndarray:
         raise ModelFormatError(path, f"dims {dims} need {4 * count} bytes of float32, the file has {body}")
     return np.frombuffer(data, np.float32, count, 4 + 4 * ndim).reshape(dims).copy()
 
-
-def outputs_by_name(pairs) -> Dict[str, np.ndarray]:
-    return {name: arr for name, arr in pairs}
 
 
 def mean_bias(got, ref) -> float:

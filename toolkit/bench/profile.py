@@ -173,7 +173,7 @@ def profile_ort(model_path, engine_name, runs=20, warmup=3, threads=None, device
     return _finish(profile, per_node, runs)
 
 
-def parse_official_time_profile(text, runs):
+def parse_official_time_profile(text):
     """The official benchmark's --timeProfiling per-op table (`opName avg(ms) percent calledTimes
     opTotalTime`, then the same per `opType`) as {key: (name, op_type, calls, total_ms)}; op types
     are attached to names only when the tool prints them per name, so names get op type '?'."""
@@ -206,7 +206,7 @@ def profile_official(model_path, runs=20, warmup=3, threads=1):
            f"--loopCount={runs}", f"--warmUpLoopCount={warmup}", "--timeProfiling=true"]
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", env=tool.env(),
                           timeout=600, stdin=subprocess.DEVNULL)
-    per_node = parse_official_time_profile(proc.stdout, runs)
+    per_node = parse_official_time_profile(proc.stdout)
     if proc.returncode != 0 or not per_node:
         profile.note = (f"official benchmark --timeProfiling exited {proc.returncode} without a per-op "
                         f"table: {' | '.join(proc.stderr.strip().splitlines()[-3:])}")
