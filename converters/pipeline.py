@@ -45,7 +45,7 @@ MAX_VERIFY_INPUT_ELEMENTS = 1 << 24          # 64 MiB of float32 per verificatio
 @dataclass
 class ConvertOptions:
     fp16: bool = False
-    quant: Optional[str] = None               # None or "weight"
+    quant: Optional[str] = None               # None, "weight" (int8 weights) or "full" (int8 activations)
     symmetric: Optional[bool] = None          # weight quantization: None = the backend's default
                                               # (ours: symmetric, zero point 0); False = asymmetric
     min_quant_weight_size: int = DEFAULT_MIN_SIZE
@@ -60,10 +60,21 @@ class ConvertOptions:
     benchmark: Optional[str] = None           # explicit benchmark path for --verify's official check
     official_check: bool = True               # --verify also compares with the official runtime
     golden: Optional[str] = None              # folder for the board's benchmark files
+    # --quant full (converters/full_quant.py): calibration like converter_lite's [full_quant_param]
+    calib: Optional[str] = None               # image folder (ImageFolder or flat) to calibrate on
+    calib_count: int = 100                    # calibration images used (the first N, sorted)
+    calib_method: str = "minmax"              # activation ranges: "minmax" or "percentile"
+    calib_percentile: float = 99.99           # "percentile": the clipping percentile of each tail
+    per_channel: bool = True                  # weights: one scale per output channel (else per tensor)
+    bias_correction: bool = True              # fold the mean quantization error of each layer into its bias
+    skip_quant: Tuple[str, ...] = ()          # node names that stay float
+    # --verify gates (None: the precision's default threshold)
+    min_agreement: Optional[float] = None     # top-1 agreement with the source, 0..1
+    min_cosine: Optional[float] = None        # mean cosine similarity of the outputs with the source
 
     @property
     def precision(self):
-        return "int8" if self.quant == "weight" else "fp16" if self.fp16 else "fp32"
+        return {"weight": "int8", "full": "int8-full"}.get(self.quant) or ("fp16" if self.fp16 else "fp32")
 
 
 @dataclass
