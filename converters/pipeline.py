@@ -19,7 +19,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 from contextlib import contextmanager
 
@@ -33,6 +33,7 @@ from .errors import ConversionError, VerificationFailed
 from .frontends import load_source
 from .lower import lower
 from .passes import run_pipeline
+from .calibrate import METHODS as CALIB_METHODS
 from .quantize import DEFAULT_MIN_CHANNELS, DEFAULT_MIN_SIZE, quantize_weights, weights_to_fp16
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class ConvertOptions:
     # --verify gates (None: the precision's default threshold)
     min_agreement: Optional[float] = None     # top-1 agreement with the source, 0..1
     min_cosine: Optional[float] = None        # mean cosine similarity of the outputs with the source
+    progress: Optional[Callable[[int, int], None]] = field(default=None, repr=False)  # calibration (done, total)
 
     @property
     def precision(self):
@@ -94,15 +96,26 @@ class ConvertResult:
     tool_command: Optional[Tuple[str, ...]] = None    # converter_lite's command line, when it was used
     golden: Optional[object] = None                   # converters.golden.GoldenData
     golden_commands: Tuple[str, ...] = ()
+    full_quant: Optional[object] = None               # converters.full_quant.FullQuantReport
 
 
 def _check_options(o):
     if o.backend not in BACKENDS:
         raise ConversionError(f"backend {o.backend!r}: use one of {', '.join(BACKENDS)}")
-    if o.quant not in (None, "weight"):
-        raise ConversionError(f"quantization {o.quant!r} is not implemented (only 'weight')")
+    if o.quant not in (None, "weight", "full"):
+        raise ConversionError(f"quantization {o.quant!r}: use 'weight' or 'full'")
     if o.quant and o.fp16:
-        raise ConversionError("--fp16 and --quant weight are exclusive")
+        raise ConversionError(f"--fp16 and --quant {o.quant} are exclusive")
+    if o.quant == "full" and not o.calib:
+        raise ConversionError("--quant full needs calibration images: --calib DIR")
+    if o.quant != "full" and (o.calib or o.skip_quant):
+        raise ConversionError("--calib and --skip-quant belong to --quant full")
+    if o.calib_method not in CALIB_METHODS:
+        raise ConversionError(f"calibration method {o.calib_method!r}: use one of {', '.join(CALIB_METHODS)}")
+    if not 50.0 < o.calib_percentile <= 100.0:
+        raise ConversionError(f"calibration percentile {o.calib_percentile}: use a value in (50, 100]")
+    if o.calib_count < 1:
+        raise ConversionError(f"calibration image count {o.calib_count}: use at least 1")
     if o.input_format not in ("NHWC", "NCHW"):
         raise ConversionError(f"input format {o.input_format!r}: use NHWC or NCHW")
 
@@ -194,6 +207,8 @@ class _Built:
     parameters: int
     quantized: int
     tool_command: Optional[Tuple[str, ...]] = None
+    float_data: Optional[bytes] = None          # --quant full: the float .ms it was made from
+    full_quant: Optional[object] = None         # --quant full: converters.full_quant.FullQuantReport
 
 
 def _build_ours(source, output, options, seconds):
@@ -213,6 +228,11 @@ def _build_ours(source, output, options, seconds):
         params = sum(int(a.size) for name, a in graph.consts.items()
                      if a.dtype.kind == "f" and name in stored)
     quantized = 0
+    float_data = full = None
+    if options.quant == "full":
+        float_data = model_to_bytes(model)
+        model, full, seconds["calibrate"] = _full_quant(model, source, options)
+        quantized = len(full.int8_nodes)
     with _stage("weight compression", source):
         if options.fp16:
             quantized = weights_to_fp16(model, weights)
@@ -223,7 +243,29 @@ def _build_ours(source, output, options, seconds):
     with _stage("serialisation", source, output):
         data = model_to_bytes(model)
     seconds["lower_and_serialize"] = time.perf_counter() - t
-    return _Built(data, model, graph.source_format, params, quantized)
+    return _Built(data, model, graph.source_format, params, quantized, float_data=float_data,
+                  full_quant=full)
+
+
+def _full_quant(model, source, options):
+    """(full-integer model, FullQuantReport, calibration seconds): calibrate the float model on
+    options.calib, preprocessed by the source's metadata, then quantize (converters.full_quant)."""
+    from .calibrate import calibrate, calibration_images
+    from .full_quant import candidates, check_skip_names, quantize_full
+    with _stage("calibration", source):
+        check_skip_names(model, options.skip_quant, source)
+        files = calibration_images(options.calib, options.calib_count, source)
+        meta, _ = _source_meta(source)
+        why = candidates(model, set(options.skip_quant))
+        wanted = [i for k, w in why.items() if w is None
+                  for i in (model.nodes[k].inputs[0], model.nodes[k].outputs[0])]
+        t = time.perf_counter()
+        stats = calibrate(model, meta, files, options.input_format, wanted, source, options.progress)
+        took = time.perf_counter() - t
+    with _stage("full-integer quantization", source):
+        quantized, report = quantize_full(model, stats, options, source)
+    report.calibration_images, report.method = len(files), options.calib_method
+    return quantized, report, took
 
 
 def _build_converter_lite(source, output, options, seconds):
@@ -325,4 +367,4 @@ def convert(source, output, options=None):
         counts[n.op_type] = counts.get(n.op_type, 0) + 1
     return ConvertResult(source, output, side, origin, options.precision, seconds, counts,
                          len(data), built.parameters, built.quantized, report, options.backend,
-                         built.tool_command, golden, commands)
+                         built.tool_command, golden, commands, built.full_quant)

@@ -13,6 +13,7 @@ them raises InputShapeError naming the file and the node.
 The translator is the package `runtime.engines.ms_onnx` (it imports onnx); it is imported when an
 engine is built, not when this module is, so listing engines stays free of onnx.
 """
+import dataclasses
 import operator
 import os
 from collections import OrderedDict
@@ -40,17 +41,18 @@ def _shape_key(input_shapes):
         return None         # not cacheable; translate() says what is wrong with it
 
 
-def _translated(model, source, key=None, input_shapes=None, int8=None):
+def _translated(model, source, key=None, input_shapes=None, int8=None, expose=()):
     from .ms_onnx import translate
     if key is not None:
-        key = key + (int8,)
+        key = key + (int8, tuple(expose))
     if key is not None and input_shapes:
         shapes = _shape_key(input_shapes)
         key = None if shapes is None else key + (shapes,)
     if key is not None and key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
-    proto, ins, outs = translate(model, source, input_shapes=input_shapes, int8_mode=int8)
+    proto, ins, outs = translate(model, source, input_shapes=input_shapes, int8_mode=int8,
+                                 expose=expose)
     out_shapes = None
     if input_shapes:      # the translator wrote the inferred shapes onto the graph outputs
         out_shapes = [tuple(d.dim_value if d.HasField("dim_value") else None
@@ -84,8 +86,11 @@ class MsEngine(Engine):
     int8_modes = INT8_MODES
 
     def __init__(self, path, device="cpu", threads=None, model: MsModel = None, input_shapes=None,
-                 int8=None):
+                 int8=None, expose=()):
+        """`expose`: indices of inner tensors to return too, as float32 outputs after the model's
+        own (int8 ones dequantized): calibration and per-layer comparison read them."""
         super().__init__(path, device, threads)
+        self.expose = tuple(expose)
         self._key, self._device_asked = None, device
         self.int8 = DEFAULT_INT8_MODE if int8 is None else int8
         if self.int8 not in INT8_MODES:
@@ -95,6 +100,7 @@ class MsEngine(Engine):
             st = os.stat(self.path)
             self._key = (os.path.realpath(self.path), st.st_size, st.st_mtime_ns)
         self.model = model
+        self.expose = tuple(i for i in dict.fromkeys(self.expose) if i not in model.outputs)
         self._build(input_shapes)
 
     def resize(self, input_shapes):
@@ -105,7 +111,7 @@ class MsEngine(Engine):
     def _build(self, input_shapes):
         model = self.model
         onnx_bytes, ins, outs, out_shapes = _translated(model, self.path, self._key, input_shapes,
-                                                        self.int8)
+                                                        self.int8, self.expose)
         self.onnx_bytes = onnx_bytes
         try:
             self.session, self.device = create_session(onnx_bytes, self._device_asked, self.threads,
@@ -118,13 +124,15 @@ class MsEngine(Engine):
         self._inputs = [ms_tensor_spec(model, i, n, shapes.get(n)) for i, n in zip(model.inputs, ins)]
         self._outputs = [ms_tensor_spec(model, i, n, out_shapes[k] if out_shapes else None)
                          for k, (i, n) in enumerate(zip(model.outputs, outs))]
+        self._outputs += [dataclasses.replace(ms_tensor_spec(model, i, n), dtype="float32")
+                          for i, n in zip(self.expose, outs[len(model.outputs):])]
 
     @classmethod
     def from_model(cls, model: MsModel, device="cpu", threads=None, name="<in-memory .ms model>",
-                   input_shapes=None, int8=None):
+                   input_shapes=None, int8=None, expose=()):
         """Run an MsModel that is not (or not yet) a file, e.g. right after conversion."""
         return cls(name, device=device, threads=threads, model=model, input_shapes=input_shapes,
-                   int8=int8)
+                   int8=int8, expose=expose)
 
     def run(self, feed):
         feed = self._normalize_feed(feed)

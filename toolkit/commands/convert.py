@@ -41,10 +41,26 @@ class ShapeType(click.ParamType):
               help="Output .ms file (replaced, with its OUT.ms.json metadata, only after a fully "
                    "successful conversion; may share the source's stem: model.mindir -> model.ms).")
 @click.option("--fp16", is_flag=True, help="Store weights as float16 (half the size).")
-# Full int8 quantization (activations calibrated on images) is not built: the .ms engine does not
-# execute int8 activations yet, so a converted file could not be verified. Only "weight" is offered.
-@click.option("--quant", type=click.Choice(["weight"]),
-              help="weight: 8-bit per-channel weights (small tensors stay float).")
+@click.option("--quant", type=click.Choice(["weight", "full"]),
+              help="weight: 8-bit per-channel weights (small tensors stay float); full: int8 weights "
+                   "and activations calibrated on --calib images (converter_lite's FULL_QUANT).")
+@click.option("--calib", type=click.Path(exists=True, file_okay=False),
+              help="--quant full: calibration images (ImageFolder or flat), preprocessed by the "
+                   "model's metadata.")
+@click.option("--calib-count", type=click.IntRange(1), default=100, show_default=True,
+              help="--quant full: calibration images used (the first N, sorted).")
+@click.option("--calib-method", type=click.Choice(["minmax", "percentile"]), default="minmax",
+              show_default=True, help="--quant full: activation ranges from the extremes (minmax, "
+                                      "converter_lite's MAX_MIN) or percentiles (robust to outliers).")
+@click.option("--percentile", type=click.FloatRange(50, 100, min_open=True), default=99.99,
+              show_default=True, help="--calib-method percentile: the percentile kept of each tail.")
+@click.option("--per-channel/--per-tensor", default=True, show_default=True,
+              help="--quant full: one weight scale per output channel, or one per tensor.")
+@click.option("--bias-correction/--no-bias-correction", default=True, show_default=True,
+              help="--quant full: take the int8 weights' mean error on the calibration data out of the bias.")
+@click.option("--skip-quant", multiple=True, metavar="NODE",
+              help="--quant full: keep node NODE float (repeatable; `toolkit compare --per-layer` "
+                   "lists the worst layers).")
 @click.option("--quant-mode", type=click.Choice(["symmetric", "asymmetric"]), default=None,
               help="Weight quantization scheme (default symmetric, zero point 0).")
 @click.option("--min-quant-weight-size", type=click.IntRange(0), default=None,
@@ -57,6 +73,10 @@ class ShapeType(click.ParamType):
               show_default=True, help="Layout of the .ms input tensor.")
 @click.option("--verify", type=click.IntRange(1, 100000), is_flag=False, flag_value=8, default=None,
               help="Run source and .ms on N inputs (default 8) and fail beyond the thresholds.")
+@click.option("--min-agreement", type=click.FloatRange(0, 100), default=None,
+              help="--verify fails when top-1 agreement with the source is below this percentage.")
+@click.option("--min-cosine", type=click.FloatRange(-1, 1), default=None,
+              help="--verify fails when the outputs' mean cosine similarity with the source is below this.")
 @click.option("--images", type=click.Path(exists=True, file_okay=False),
               help="Verification / golden images (ImageFolder or a folder of images) instead of random ones.")
 @click.option("--backend", type=click.Choice(["ours", "converter_lite"]), default="ours",
@@ -71,9 +91,10 @@ class ShapeType(click.ParamType):
 @click.option("--golden", type=click.Path(file_okay=False),
               help="Write the board's check into DIR: input .bin files and the source model's outputs as "
                    "benchmark calibration files, with the exact `benchmark` command lines.")
-def convert(model, output, fp16, quant, quant_mode, min_quant_weight_size,
-            min_quant_weight_channel, input_shape, input_format, verify, images, backend,
-            converter_path, benchmark_path, golden):
+def convert(model, output, fp16, quant, calib, calib_count, calib_method, percentile, per_channel,
+            bias_correction, skip_quant, quant_mode, min_quant_weight_size,
+            min_quant_weight_channel, input_shape, input_format, verify, min_agreement, min_cosine,
+            images, backend, converter_path, benchmark_path, golden):
     """Convert a MINDIR or ONNX MODEL to a MindSpore Lite .ms file (plus its metadata, OUT.ms.json)."""
     from converters import ConvertOptions
     from converters import convert as run_convert
@@ -84,6 +105,17 @@ def convert(model, output, fp16, quant, quant_mode, min_quant_weight_size,
     if quant != "weight" and (quant_mode or min_quant_weight_size is not None
                               or min_quant_weight_channel is not None):
         raise click.UsageError("--quant-mode / --min-quant-weight-* need --quant weight")
+    click_ctx = click.get_current_context()
+    full_only = [f"--{name.replace('_', '-')}" for name in ("calib", "calib_count", "calib_method",
+                                                             "percentile", "per_channel",
+                                                             "bias_correction", "skip_quant")
+                 if click_ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT]
+    if quant != "full" and full_only:
+        raise click.UsageError(f"{', '.join(full_only)} belong to --quant full")
+    if quant == "full" and not calib:
+        raise click.UsageError("--quant full needs calibration images: --calib DIR")
+    if (min_agreement is not None or min_cosine is not None) and not verify:
+        raise click.UsageError("--min-agreement / --min-cosine are --verify's thresholds: add --verify")
     if images and not (verify or golden):
         raise click.UsageError("--images is only used by --verify and --golden")
     if converter_path and backend != "converter_lite":
@@ -99,14 +131,20 @@ def convert(model, output, fp16, quant, quant_mode, min_quant_weight_size,
                                   else min_quant_weight_channel),
         input_shape=input_shape[1] if input_shape else None,
         input_name=input_shape[0] if input_shape else None, input_format=input_format, verify=verify or 0, images=images,
-        backend=backend, converter=converter_path, benchmark=benchmark_path, golden=golden)
+        backend=backend, converter=converter_path, benchmark=benchmark_path, golden=golden,
+        calib=calib, calib_count=calib_count, calib_method=calib_method, calib_percentile=percentile,
+        per_channel=per_channel, bias_correction=bias_correction, skip_quant=tuple(skip_quant),
+        min_agreement=None if min_agreement is None else min_agreement / 100.0, min_cosine=min_cosine)
     if backend == "converter_lite":
         from converters.official_converter import unsupported
         problems = unsupported(options)
         if problems:
             raise click.UsageError("--backend converter_lite cannot honour " + "; ".join(problems))
     try:
-        result = run_convert(model, output, options)
+        if quant == "full":
+            result = _with_progress(run_convert, model, output, options)
+        else:
+            result = run_convert(model, output, options)
     except VerificationFailed as e:
         for line in e.report.lines():
             click.echo(line)
@@ -118,7 +156,12 @@ def convert(model, output, fp16, quant, quant_mode, min_quant_weight_size,
     if result.tool_command:
         click.echo("  command: " + " ".join(result.tool_command))
     click.echo(f"  ops: {ops}")
-    if result.quantized_tensors:
+    if result.full_quant is not None:
+        click.echo(f"  calibration: {result.full_quant.calibration_images} image(s) from {calib}, "
+                   f"{calib_method}, {result.seconds.get('calibrate', 0):.2f} s")
+        for line in result.full_quant.lines():
+            click.echo("  " + line)
+    elif result.quantized_tensors:
         click.echo(f"  {result.quantized_tensors} weight tensor(s) stored as {result.precision}")
     click.echo(f"  metadata: {result.sidecar} ({result.sidecar_origin})" if result.sidecar
                else f"  metadata: {result.sidecar_origin}")
@@ -133,3 +176,22 @@ def convert(model, output, fp16, quant, quant_mode, min_quant_weight_size,
             click.echo(f"    {line}")
         if len(result.golden_commands) > 2:
             click.echo(f"    ... ({len(result.golden_commands) - 2} more in {golden}/README.txt)")
+
+
+def _with_progress(run_convert, model, output, options):
+    """Convert with a progress bar over the calibration images (on stderr, hidden with -q)."""
+    state = {}
+
+    def progress(done, total):
+        if "bar" not in state:
+            state["bar"] = click.progressbar(length=total, label="calibrating", file=click.get_text_stream("stderr"))
+            state["bar"].__enter__()
+        state["bar"].update(done - state.get("done", 0))
+        state["done"] = done
+
+    options.progress = progress
+    try:
+        return run_convert(model, output, options)
+    finally:
+        if "bar" in state:
+            state["bar"].__exit__(None, None, None)
