@@ -179,12 +179,13 @@ def convert(model, output, fp16, quant, calib, calib_count, calib_method, percen
 
 
 def _with_progress(run_convert, model, output, options):
-    """Convert with a progress bar over the calibration images (on stderr, hidden with -q)."""
+    """Convert with a progress bar over the calibration images (hidden with -q)."""
+    from toolkit.cli import progress as progress_bar
     state = {}
 
     def progress(done, total):
         if "bar" not in state:
-            state["bar"] = click.progressbar(length=total, label="calibrating", file=click.get_text_stream("stderr"))
+            state["bar"] = progress_bar(length=total, label="calibrating")
             state["bar"].__enter__()
         state["bar"].update(done - state.get("done", 0))
         state["done"] = done
