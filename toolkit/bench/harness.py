@@ -18,7 +18,30 @@ def run_plan(specs, settings, isolation="subprocess", on_row=None, **runner_kw):
             on_row(spec, row)
     add_agreement(rows, settings.reference)
     add_official_ratio(rows)
+    add_fp32_ratio(rows)
     return rows
+
+
+def add_fp32_ratio(rows):
+    """`vs_fp32` on every measured row but the peer: its mean over the fp32 peer's mean on the same
+    device, batch and threads. The peer is the fp32 ONNX on onnxruntime when the table has one (the
+    reference the int8 speed goal is stated against), else the fp32 file on the same engine. Below
+    1.0 the row is faster than fp32."""
+    def key(r):
+        return r["device_requested"], r["batch"], r["threads"]
+    ok = [r for r in rows if r.get("status") == "ok" and r.get("mean_ms") and r.get("api") == "engine"]
+    onnx = {}
+    same_engine = {}
+    for r in ok:
+        if r.get("precision") != "fp32":
+            continue
+        if r.get("format") == "onnx" and r["engine"] == "onnxruntime":
+            onnx.setdefault(key(r), r)
+        same_engine.setdefault(key(r) + (r["engine"],), r)
+    for r in ok:
+        peer = onnx.get(key(r)) or same_engine.get(key(r) + (r["engine"],))
+        if peer is not None and peer is not r:
+            r["vs_fp32"] = r["mean_ms"] / peer["mean_ms"]
 
 
 def add_official_ratio(rows):

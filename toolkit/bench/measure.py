@@ -14,6 +14,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from runtime.msformat.precision import file_precision
+
 from runtime.errors import ToolkitError
 from runtime.formats import ENGINES_BY_NAME, format_of_path
 from runtime.registry import registrar
@@ -28,7 +30,7 @@ RESULT_FIELDS = (
     "batch_mode", "status", "reason", "import_s", "load_s", "first_ms", "iters", "mean_ms", "std_ms",
     "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms", "throughput", "base_mem_mb", "peak_mem_mb",
     "isolation", "overhead_s", "images", "top1", "agreement", "reference", "limit_ms", "limit_fraction",
-    "timed_by", "vs_official",
+    "timed_by", "vs_official", "precision", "vs_fp32",
 )
 # Who timed a row: this harness (Python's clock around each call, every statistic), or an official
 # program with its own clock, which prints min/avg/max only (mean_ms is then its AvgRunTime).
@@ -71,7 +73,8 @@ def empty_result(spec) -> dict:
     row = dict.fromkeys(RESULT_FIELDS)
     fmt = format_of_path(spec.model)
     row.update(model=spec.model, format=fmt.name if fmt else None, engine=spec.engine, api=spec.api,
-               device_requested=spec.device, batch=spec.batch, threads=spec.threads)
+               device_requested=spec.device, batch=spec.batch, threads=spec.threads,
+               precision=file_precision(spec.model))
     try:
         row["model_bytes"] = os.path.getsize(spec.model)
     except OSError:

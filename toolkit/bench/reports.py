@@ -78,6 +78,8 @@ COLUMNS = (
     ("top1", lambda r: _pct(r.get("top1")), True),
     ("agree", lambda r: _pct(r.get("agreement")), True),
     ("vs official", lambda r: "" if r.get("vs_official") is None else f"{r['vs_official']:.2f}x", True),
+    ("prec", lambda r: r.get("precision") or "", True),
+    ("vs fp32", lambda r: "" if r.get("vs_fp32") is None else f"{r['vs_fp32']:.2f}x", True),
 )
 
 

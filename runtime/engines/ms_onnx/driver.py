@@ -16,12 +16,12 @@ from onnx import TensorProto, helper, shape_inference
 
 from ...errors import InputShapeError, ModelFormatError, ToolkitError, UnsupportedOpsError
 from ...msformat.model import TYPE_INT8, TYPE_UINT8, TYPEID_TO_NUMPY, MsModel
+from ...msformat.precision import FULL_QUANT_TYPES
 from ...msformat.weights import CorruptWeightError, WeightError, const_array
 from . import checks, int8, ops_extra, ops_int8, ops_nn, ops_tensor  # noqa: F401  (they fill HANDLERS)
 from .base import HANDLERS, NP_TO_ONNX, OPSET, Context, NotTranslatable, node_element
 from .ops_int8 import INT8_HANDLERS
 
-FULL_QUANT_TYPES = (1, 3, 5)      # AwareTraining, PostTraining, QUANT_ALL: int8 activations
 
 
 def _unique_names(model, indices, fallback):
