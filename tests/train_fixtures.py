@@ -109,12 +109,21 @@ def modelzoo_checkpoint(arch, path, classes=3):
     return str(path)
 
 
-@pytest.fixture(scope="session", params=["mobilenet_v2", "resnet50"])
+def arch_checkpoint(arch, tmp_path_factory):
+    """One ModelZoo-style 3-class checkpoint of `arch` per test session."""
+    return once(f"ckpt_{arch}", lambda: modelzoo_checkpoint(
+        arch, tmp_path_factory.mktemp("pretrained") / f"{arch}3.ckpt"))
+
+
+def _registered():
+    from toolkit.models import ARCHS
+    return sorted(ARCHS)
+
+
+@pytest.fixture(scope="session", params=_registered())
 def arch_ckpt(request, tmp_path_factory):
     """(arch, ModelZoo-style 3-class checkpoint with optimizer state), one per registered arch."""
-    arch = request.param
-    return arch, once(f"ckpt_{arch}", lambda: modelzoo_checkpoint(
-        arch, tmp_path_factory.mktemp("pretrained") / f"{arch}3.ckpt"))
+    return request.param, arch_checkpoint(request.param, tmp_path_factory)
 
 
 def copy_data(src, dst):
