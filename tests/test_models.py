@@ -14,25 +14,30 @@ def _signature(net):
     return "\n".join(f"{p.name}:{tuple(p.shape)}" for p in net.get_parameters())
 
 
+def _listing(net, trainable, count, last):
+    """{name: shape} after checking the totals and the last (head) names; the complete ordered
+    (name, shape) list is pinned by each test's digest."""
+    params = list(net.get_parameters())
+    assert sum(p.size for p in net.trainable_params()) == trainable
+    assert len(params) == count and [p.name for p in params[-2:]] == last
+    return params, {p.name: tuple(p.shape) for p in params}
+
+
 @pytest.fixture(scope="module")
 def mnv2_full():
     return build("mobilenet_v2", 1000, width=1.0)
 
 
 def test_width_1_names_and_shapes_are_the_official_ones(mnv2_full):
-    params = list(mnv2_full.get_parameters())
-    shapes = {p.name: tuple(p.shape) for p in params}
-    assert sum(p.size for p in mnv2_full.trainable_params()) == 3_504_872
-    assert len(params) == 262                          # 52 convs, 52 BatchNorms x 4, head weight + bias
+    # 52 convs, 52 BatchNorms x 4, head weight + bias
+    params, shapes = _listing(mnv2_full, 3_504_872, 262, ["head.1.weight", "head.1.bias"])
     assert params[0].name == "features.0.features.0.weight"
-    assert [p.name for p in params[-2:]] == ["head.1.weight", "head.1.bias"]
     assert shapes["features.0.features.0.weight"] == (32, 3, 3, 3)
     assert shapes["features.0.features.1.moving_variance"] == (32,)
     assert shapes["features.1.conv.0.features.0.weight"] == (32, 1, 3, 3)       # depthwise
     assert shapes["features.2.conv.3.gamma"] == (24,)                            # projection BN
     assert shapes["features.18.features.0.weight"] == (1280, 320, 1, 1)
     assert shapes["head.1.weight"] == (1000, 1280)
-    # The complete ordered (name, shape) list, pinned.
     digest = hashlib.sha256(_signature(mnv2_full).encode()).hexdigest()
     assert digest == "a41863c7b835a62f27e1445e625aae999ce84e2cc5b68084759167bbd4ad63f0"
 
@@ -44,13 +49,10 @@ def resnet50_full():
 
 def test_resnet50_names_and_shapes_are_the_modelzoo_ones(resnet50_full):
     """official/cv/resnet/src/resnet.py: conv1/bn1 stem, layer1..4 of ResidualBlock, end_point."""
-    params = list(resnet50_full.get_parameters())
-    shapes = {p.name: tuple(p.shape) for p in params}
-    assert sum(p.size for p in resnet50_full.trainable_params()) == 25_557_032
-    assert len(params) == 267                          # 53 convs, 53 BatchNorms x 4, end_point w + b
+    # 53 convs, 53 BatchNorms x 4, end_point weight + bias
+    params, shapes = _listing(resnet50_full, 25_557_032, 267, ["end_point.weight", "end_point.bias"])
     assert [p.name for p in params[:6]] == ["conv1.weight", "bn1.moving_mean", "bn1.moving_variance",
                                             "bn1.gamma", "bn1.beta", "layer1.0.conv1.weight"]
-    assert [p.name for p in params[-2:]] == ["end_point.weight", "end_point.bias"]
     assert shapes["conv1.weight"] == (64, 3, 7, 7)
     assert shapes["layer1.0.down_sample_layer.0.weight"] == (256, 64, 1, 1)
     assert shapes["layer1.0.down_sample_layer.1.gamma"] == (256,)
