@@ -22,23 +22,26 @@ def randomize(net, seed=0):
     return net
 
 
-def make_run(path, class_names, width=0.35, image_size=32, seed=0, fused=True):
-    """A run folder as train-head leaves it (best.ckpt, fused.ckpt, head.ckpt, model.json, config.json)."""
+def make_run(path, class_names, width=None, image_size=32, seed=0, fused=True, arch="mobilenet_v2"):
+    """A run folder as train-head leaves it (best.ckpt, fused.ckpt, head.ckpt, model.json, config.json).
+
+    width None: the registry's test width for `arch` (small, same topology)."""
     import json
     from toolkit.checkpoints import save_params
     from toolkit.fuse import fuse_bn_params
-    from toolkit.models import build
+    from toolkit.models import ARCHS, build
     from toolkit.run_dir import RunDir
+    width = ARCHS[arch].test_width if width is None else width
     run = RunDir(path).create()
-    net = randomize(build("mobilenet_v2", len(class_names), width=width), seed)
+    net = randomize(build(arch, len(class_names), width=width), seed)
     save_params(net, run.best_ckpt)
     save_params(net.head, run.head_ckpt)
     if fused:
         save_params(fuse_bn_params(net), run.fused_ckpt)
-    ModelMeta(arch="mobilenet_v2", width=width, image_size=image_size, resize=resize_for(image_size),
+    ModelMeta(arch=arch, width=width, image_size=image_size, resize=resize_for(image_size),
               class_names=list(class_names)).save(run.model_json)
     with open(run.config_json, "w") as f:
-        json.dump({"arch": "mobilenet_v2", "width": width, "image_size": image_size, "seed": seed}, f)
+        json.dump({"arch": arch, "width": width, "image_size": image_size, "seed": seed}, f)
     net.set_train(False)
     return run, net
 

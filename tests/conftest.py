@@ -23,7 +23,7 @@ def golden_dir():
 
 # Session fixtures live here once: a fixture imported into each test module is rebuilt per module.
 from tiny_models import tiny  # noqa: E402,F401
-from train_fixtures import head_run, pretrained_ckpt, shared_cache, tiny_data  # noqa: E402,F401
+from train_fixtures import arch_ckpt, head_run, pretrained_ckpt, shared_cache, tiny_data  # noqa: E402,F401
 from official_fixtures import no_tools, official_benchmark, official_converter, official_tools  # noqa: E402,F401
 
 

@@ -140,3 +140,45 @@ def test_exact_load_lists_missing_and_unexpected_names(source):
     params["extra.weight"] = params.pop("head.1.bias")
     with pytest.raises(CheckpointError, match="missing: head.1.bias; unexpected: extra.weight"):
         load_exact(_net(5), params)
+
+
+TUTORIAL_LINES = ["Delete parameter from checkpoint:  end_point.weight",
+                  "Delete parameter from checkpoint:  end_point.bias",
+                  "Delete parameter from checkpoint:  moments.end_point.weight",
+                  "Delete parameter from checkpoint:  moments.end_point.bias"]
+
+
+@pytest.mark.parametrize("mode", ["backbone", "full"])
+def test_modelzoo_resnet_checkpoint_with_optimizer_state_reports_like_the_tutorial(mode, tmp_path):
+    """The transfer-learning tutorial's resnet50.ckpt: ModelZoo names, moments.*, learning_rate,
+    global_step. The head (3 classes, not 2) and its moments are dropped and named as the tutorial
+    names them, the rest of the optimizer state is counted, every backbone weight is loaded."""
+    from train_fixtures import modelzoo_checkpoint
+    path = modelzoo_checkpoint("resnet50", tmp_path / "resnet50.ckpt", classes=3)
+    saved = load_params(path)
+    net = build("resnet50", 2, width=0.25)
+    report = load_pretrained(net, path, mode=mode, head_prefix="end_point.")
+    lines = report.lines()
+    assert [line.split("  (")[0] for line in lines if line.startswith("Delete")] == TUTORIAL_LINES
+    moments = sum(k.startswith("moments.") for k in saved) - 2
+    assert f"skipped {moments + 2} optimizer-state key(s): global_step, learning_rate, " \
+           f"moments.* ({moments})" in lines
+    assert report.missing == ["end_point.bias", "end_point.weight"]
+    got = params_of(net)
+    assert all(np.array_equal(got[k], saved[k]) for k in report.loaded) and len(report.loaded) == 265
+
+
+def test_resnet_head_loads_in_full_mode_when_the_class_count_fits(tmp_path):
+    from train_fixtures import modelzoo_checkpoint
+    path = modelzoo_checkpoint("resnet50", tmp_path / "resnet50.ckpt", classes=3)
+    net = build("resnet50", 3, width=0.25)
+    report = load_pretrained(net, path, mode="full", head_prefix="end_point.")
+    assert not report.missing and np.array_equal(params_of(net)["end_point.weight"],
+                                                 load_params(path)["end_point.weight"])
+
+
+def test_a_mobilenet_checkpoint_does_not_load_into_resnet(source):
+    _, path = source
+    with pytest.raises(CheckpointError, match=r"pre.ckpt: does not fit .* unmatched checkpoint keys, "
+                                              r"e.g. features.0"):
+        load_pretrained(build("resnet50", 5, width=0.25), path, head_prefix="end_point.")

@@ -1,5 +1,6 @@
 """train-head: every mode prepares the network as specified and writes a complete run folder."""
 import csv
+import logging
 import json
 import os
 
@@ -7,23 +8,25 @@ import numpy as np
 import pytest
 
 from toolkit.train.modes import MODES
-from train_fixtures import TINY, WIDTH, invoke, run_cli_ok
+from train_fixtures import SIZE, TINY, WIDTH, arch_args, arch_checkpoint, invoke, run_cli_ok
 
 pytestmark = pytest.mark.mindspore
 
 RUN_FILES = ("best.ckpt", "head.ckpt", "fused.ckpt", "model.json", "config.json", "history.csv")
 
 
-def _prepared(mode, data, ckpt, tmp_path):
+def _prepared(mode, data, ckpt, tmp_path, arch="mobilenet_v2"):
     """The network and training task a mode builds, without running a step."""
     from toolkit.data.folder import scan_dataset
     from toolkit.train.config import TrainConfig
     from toolkit.train.features import pooled_features
     from toolkit.train.loop import no_progress
     from toolkit.train.setup import build_network, training_context
+    from toolkit.models import ARCHS
     from toolkit.train.tasks import TASKS
     spec = MODES[mode]
-    cfg = TrainConfig(data=data, out=str(tmp_path), mode=mode, width=WIDTH, image_size=32,
+    cfg = TrainConfig(data=data, out=str(tmp_path), mode=mode, arch=arch, width=ARCHS[arch].test_width,
+                      image_size=32,
                       epochs=1, batch_size=4, pretrained=None if mode == "scratch" else ckpt).resolved()
     with training_context("cpu"):
         index = scan_dataset(data)
@@ -37,25 +40,28 @@ def _prepared(mode, data, ckpt, tmp_path):
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))
-def test_mode_loads_freezes_and_trains_what_it_says(mode, tiny_data, pretrained_ckpt, tmp_path):
+def test_mode_loads_freezes_and_trains_what_it_says(mode, tiny_data, arch_ckpt, tmp_path):
+    """For every registered arch, from a ModelZoo-style checkpoint with optimizer state."""
     from toolkit.checkpoints import load_params
+    arch, ckpt_path = arch_ckpt
     spec = MODES[mode]
-    net, report, task = _prepared(mode, tiny_data, pretrained_ckpt, tmp_path)
+    net, report, task = _prepared(mode, tiny_data, ckpt_path, tmp_path, arch)
     optimized = {p.name for p in task.state_cell.optimizer.parameters}
     head = {p.name for p in net.head.trainable_params()}
     backbone = {p.name for p in net.backbone.trainable_params()}
     if spec.freeze_backbone:
-        assert optimized == {"head.1.weight", "head.1.bias"}
+        assert optimized == head and len(head) == 2
         assert not backbone, "a frozen backbone has no trainable parameter"
     else:
         assert optimized == {p.name for p in net.trainable_params()} and head < optimized
-    ckpt = load_params(pretrained_ckpt)
-    first = "features.0.features.0.weight"
+    ckpt = load_params(ckpt_path)
+    first = next(iter(net.parameters_dict()))
     loaded = np.array_equal(net.parameters_dict()[first].asnumpy(), ckpt[first])
     assert loaded == (spec.pretrained != "forbidden")
     if report is not None:      # the 3-class head never fits the 2-class dataset
-        assert {k for k, _ in report.skipped} >= {"head.1.weight", "head.1.bias"}
-        assert "head.1.weight" in report.missing
+        assert {k for k, _ in report.skipped} >= head | {"moments." + n for n in head}
+        assert head <= set(report.missing)
+        assert ("learning_rate", "training state") in report.skipped
 
 
 @pytest.mark.parametrize("mode", sorted(m for m in MODES if MODES[m].pretrained != "optional"))
@@ -112,3 +118,25 @@ def test_network_modes_write_the_run_folder(mode, tiny_data, pretrained_ckpt, tm
     _check_run_dir(out, sorted(os.listdir(os.path.join(tiny_data, "train"))), 2)
     assert sorted(f for f in os.listdir(os.path.join(out, "checkpoints")) if f.startswith("epoch_")) \
         == ["epoch_0002.ckpt"], "--keep-max 1 keeps only the newest periodic checkpoint"
+
+
+@pytest.mark.parametrize("mode", ["head", "finetune"])
+def test_resnet50_tutorial_workflow_from_a_modelzoo_checkpoint(mode, tiny_data, tmp_path_factory,
+                                                               tmp_path, caplog):
+    """The tutorial's two ways (train the head / fine-tune all) with --arch resnet50 from a checkpoint
+    with moments.*: the dropped keys are reported as the tutorial prints them, the run is complete."""
+    arch = "resnet50"
+    ckpt = arch_checkpoint(arch, tmp_path_factory)
+    out = str(tmp_path / mode)
+    caplog.set_level(logging.INFO, logger="toolkit.train.setup")
+    run_cli_ok(tiny_data, "--out", out, "--mode", mode, "--pretrained", ckpt, *arch_args(arch),
+               "--epochs", "1", "--batch-size", "4", "--keep-max", "1")
+    deleted = [r.getMessage().split("Delete parameter from checkpoint:  ")[1].split()[0]
+               for r in caplog.records if "Delete parameter" in r.getMessage()]
+    assert deleted == ["end_point.weight", "end_point.bias", "moments.end_point.weight",
+                       "moments.end_point.bias"]
+    with open(os.path.join(out, "model.json")) as f:
+        meta = json.load(f)
+    assert meta["arch"] == "resnet50" and meta["image_size"] == SIZE
+    for name in RUN_FILES:
+        assert os.path.isfile(os.path.join(out, name)), name

@@ -90,6 +90,42 @@ def head_run(tmp_path_factory, tiny_data, pretrained_ckpt, shared_cache):
     return once("head_run", make)
 
 
+def arch_args(arch):
+    """train-head options for a small network of `arch` (its registry test width, 32 px)."""
+    from toolkit.models import ARCHS
+    return ["--arch", arch, "--width", str(ARCHS[arch].test_width), "--image-size", str(SIZE)]
+
+
+def modelzoo_checkpoint(arch, path, classes=3):
+    """A checkpoint as MindSpore training scripts save it (the tutorial's resnet50.ckpt): ModelZoo
+    weight names, a `moments.*` entry per trainable weight, `learning_rate` and `global_step`."""
+    from toolkit.checkpoints import save_params
+    from toolkit.models import ARCHS, build
+    net = lively(build(arch, classes, width=ARCHS[arch].test_width))
+    params = {p.name: p.asnumpy() for p in net.get_parameters()}
+    params.update({"moments." + p.name: np.zeros(p.shape, np.float32) for p in net.trainable_params()})
+    params.update({"learning_rate": np.array(0.01, np.float32), "global_step": np.array([125], np.int32)})
+    save_params(params, str(path))
+    return str(path)
+
+
+def arch_checkpoint(arch, tmp_path_factory):
+    """One ModelZoo-style 3-class checkpoint of `arch` per test session."""
+    return once(f"ckpt_{arch}", lambda: modelzoo_checkpoint(
+        arch, tmp_path_factory.mktemp("pretrained") / f"{arch}3.ckpt"))
+
+
+def _registered():
+    from toolkit.models import ARCHS
+    return sorted(ARCHS)
+
+
+@pytest.fixture(scope="session", params=_registered())
+def arch_ckpt(request, tmp_path_factory):
+    """(arch, ModelZoo-style 3-class checkpoint with optimizer state), one per registered arch."""
+    return request.param, arch_checkpoint(request.param, tmp_path_factory)
+
+
 def copy_data(src, dst):
     import shutil
     shutil.copytree(src, dst)

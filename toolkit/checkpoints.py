@@ -17,6 +17,8 @@ from runtime.mindspore_import import from_mindspore, import_mindspore
 
 MODES = ("backbone", "full")
 LIST_MAX = 8
+TRAINING_STATE_REASON = "training state"
+HEAD_STATE_REASON = "training state of the head"
 # Keys a training checkpoint carries besides the weights; never loaded, never an error.
 TRAINING_STATE = re.compile(r"^(moments|accum|moment1|moment2|adam_[mv]|scale_sense|global_step|"
                             r"learning_rate|momentum|beta[12]_power|current_iterator_step|"
@@ -39,11 +41,20 @@ class LoadReport:
     missing: List[str] = field(default_factory=list)               # network names left as initialised
 
     def lines(self):
+        """The report as printed: one line per dropped head key, worded as MindSpore's transfer-learning
+        tutorial prints them (`Delete parameter from checkpoint:  end_point.weight`, also for the head's
+        `moments.*`), and the rest of the optimizer state summarised by kind."""
         out = [f"loaded {len(self.loaded)} tensors"]
-        if self.skipped:
-            out.append(f"skipped {len(self.skipped)} checkpoint key(s): "
-                       + "; ".join(f"{k} ({r})" for k, r in self.skipped[:LIST_MAX])
-                       + (" ..." if len(self.skipped) > LIST_MAX else ""))
+        kinds = {}
+        for key, reason in self.skipped:
+            if reason == TRAINING_STATE_REASON:
+                kind = TRAINING_STATE.match(key).group(1)
+                kinds[kind] = kinds.get(kind, 0) + 1 if key != kind else 0
+            else:
+                out.append(f"Delete parameter from checkpoint:  {key}  ({reason})")
+        if kinds:
+            out.append(f"skipped {sum(max(n, 1) for n in kinds.values())} optimizer-state key(s): "
+                       + ", ".join(f"{k}.* ({n})" if n else k for k, n in sorted(kinds.items())))
         if self.missing:
             out.append(f"{len(self.missing)} network parameter(s) not in the checkpoint, left as "
                        f"initialised: " + ", ".join(self.missing[:LIST_MAX])
@@ -135,6 +146,12 @@ def _canonical(key, net_names):
     return None
 
 
+def _head_alias(key, net_head):
+    """The network's head parameter a differently named classifier key stands for, or None."""
+    alias = HEAD_ALIASES.match(key[len("network."):] if key.startswith("network.") else key)
+    return net_head.get(alias.group(1)) if alias else None
+
+
 def load_pretrained(net, ckpt, mode="backbone", head_prefix="head."):
     """Load pretrained weights into `net` and say exactly what was and was not loaded.
 
@@ -148,16 +165,18 @@ def load_pretrained(net, ckpt, mode="backbone", head_prefix="head."):
     shapes = {p.name: tuple(p.shape) for p in net.get_parameters()}
     net_head = {n.rsplit(".", 1)[1]: n for n in shapes if n.startswith(head_prefix)}
     report, matched, unknown, bad_shape, bad_names = LoadReport(), {}, [], [], set()
-    for key in sorted(params):
+    for key in params:                 # checkpoint order, so the report reads like the file
         arr = params[key]
-        if TRAINING_STATE.match(key):
-            report.skipped.append((key, "training state"))
+        state = TRAINING_STATE.match(key)
+        if state:
+            rest = key[state.end():]
+            of_head = rest.startswith(head_prefix) or _head_alias(rest, net_head)
+            report.skipped.append((key, HEAD_STATE_REASON if of_head else TRAINING_STATE_REASON))
             continue
         name = _canonical(key, shapes)
         if name is None or name.startswith(head_prefix):
-            alias = HEAD_ALIASES.match(key[len("network."):] if key.startswith("network.") else key)
-            if alias and alias.group(1) in net_head:
-                head_name = net_head[alias.group(1)]
+            head_name = name or _head_alias(key, net_head)
+            if head_name:
                 if mode == "backbone":
                     report.skipped.append((key, "head not loaded in backbone mode"))
                 elif tuple(np.shape(arr)) != shapes[head_name]:

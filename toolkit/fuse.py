@@ -1,8 +1,9 @@
 """BatchNorm folding for inference: conv(x) -> BN  ==  conv'(x) + b'.
 
 w' = w * gamma / sqrt(var + eps),  b' = beta + (b - mean) * gamma / sqrt(var + eps)  (b = 0 without bias).
-Pairs are found structurally (a Conv2d directly followed by a BatchNorm2d inside a SequentialCell), so
-any backbone written that way folds; the result's names match `toolkit.models.build(..., fused=True)`.
+Pairs are found structurally (a Conv2d directly followed by a BatchNorm2d inside a SequentialCell, as in
+MobileNetV2) and from cells that name them (`fold_pairs()`, as ResNet's `conv1`/`bn1` attributes, whose
+order a SequentialCell cannot express); the result's names match `toolkit.models.build(..., fused=True)`.
 Exporters (MINDIR, ONNX) do not fold BatchNorm themselves (platform-facts.md).
 """
 import numpy as np
@@ -19,6 +20,8 @@ def _conv_bn_pairs(net):
             for conv, bn in zip(children, children[1:]):
                 if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
                     yield conv, bn
+        if hasattr(cell, "fold_pairs"):
+            yield from cell.fold_pairs()
 
 
 def fuse_bn_params(net):

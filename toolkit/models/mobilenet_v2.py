@@ -14,6 +14,7 @@ import numpy as np
 from runtime.mindspore_import import from_mindspore
 
 from .common import make_divisible
+from .composed import BackboneHeadNet
 
 Tensor, nn, ops = from_mindspore("mindspore", "Tensor", "nn", "ops")
 Normal, initializer = from_mindspore("mindspore.common.initializer", "Normal", "initializer")
@@ -110,18 +111,6 @@ class MobileNetV2Head(nn.Cell):
 
     def construct(self, x):
         return self.head(x)
-
-
-class BackboneHeadNet(nn.Cell):
-    """backbone -> head, without adding a prefix to parameter names."""
-
-    def __init__(self, backbone, head):
-        super().__init__(auto_prefix=False)
-        self.backbone = backbone
-        self.head = head
-
-    def construct(self, x):
-        return self.head(self.backbone(x))
 
 
 def build_mobilenet_v2(num_classes, width=1.0, dropout=0.0, fused=False):
