@@ -6,7 +6,7 @@ on the project's `.ms` engine with every activation tensor exposed (MsEngine(exp
 a time, and each tensor keeps:
 
   min, max          over all images (the "minmax" method, converter_lite's MAX_MIN)
-  a sample          up to SAMPLE_PER_IMAGE evenly strided values per image, for the "percentile"
+  a sample          SAMPLE_PER_IMAGE values per image drawn at random (seeded), for the "percentile"
                     method: the p-th percentile of each tail instead of the extremes, which a few
                     outliers would otherwise stretch (converter_lite's REMOVAL_OUTLIER is the same idea)
   channel means     mean over every axis but the last (the `.ms` channel axis), for bias correction
@@ -35,6 +35,7 @@ class TensorStats:
     samples: list = field(default_factory=list)
     channel_sum: Optional[np.ndarray] = None
     count: int = 0
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0), repr=False)
 
     def add(self, value):
         v = np.asarray(value, np.float32)
@@ -42,8 +43,10 @@ class TensorStats:
             return
         self.lo, self.hi = min(self.lo, float(v.min())), max(self.hi, float(v.max()))
         flat = v.reshape(-1)
-        step = max(1, flat.size // SAMPLE_PER_IMAGE)
-        self.samples.append(flat[::step].copy())
+        # a seeded random subset: a fixed stride through NHWC data would be a multiple of the
+        # channel count as often as not, and sample one channel only
+        pick = self.rng.integers(0, flat.size, SAMPLE_PER_IMAGE) if flat.size > SAMPLE_PER_IMAGE else slice(None)
+        self.samples.append(flat[pick].copy())
         per_channel = v.reshape(-1, v.shape[-1]).astype(np.float64) if v.ndim >= 2 else flat[None]
         sums = per_channel.sum(axis=0)
         self.channel_sum = sums if self.channel_sum is None else self.channel_sum + sums
@@ -65,7 +68,8 @@ class TensorStats:
 
 
 def calibration_images(folder, count, source):
-    """The first `count` images of `folder` (sorted, ImageFolder or flat), at least MIN_IMAGES."""
+    """`count` images of `folder` (ImageFolder or flat), evenly spaced over its sorted list so that
+    every class folder is represented (the first N would be the first classes only); at least MIN_IMAGES."""
     import os
     from runtime.images import list_images
     if not folder or not os.path.isdir(folder):
@@ -74,7 +78,8 @@ def calibration_images(folder, count, source):
     if not files:
         raise ConversionError(f"--calib {folder}: no images found (.jpg, .png, ... in the folder or "
                               "its class sub-folders)", path=source)
-    files = files[:count]
+    if count < len(files):     # spread over the sorted list, so every class folder contributes
+        files = [files[int(i)] for i in np.linspace(0, len(files) - 1, count).round()]
     if len(files) < MIN_IMAGES:
         raise ConversionError(f"--calib {folder}: {len(files)} image(s); calibration needs at least "
                               f"{MIN_IMAGES} (converter_lite's guidance is 100 or more)", path=source)

@@ -63,7 +63,7 @@ class ConvertOptions:
     golden: Optional[str] = None              # folder for the board's benchmark files
     # --quant full (converters/full_quant.py): calibration like converter_lite's [full_quant_param]
     calib: Optional[str] = None               # image folder (ImageFolder or flat) to calibrate on
-    calib_count: int = 100                    # calibration images used (the first N, sorted)
+    calib_count: int = 100                    # calibration images used (spread over every class)
     calib_method: str = "minmax"              # activation ranges: "minmax" or "percentile"
     calib_percentile: float = 99.99           # "percentile": the clipping percentile of each tail
     per_channel: bool = True                  # weights: one scale per output channel (else per tensor)

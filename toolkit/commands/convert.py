@@ -48,7 +48,7 @@ class ShapeType(click.ParamType):
               help="--quant full: calibration images (ImageFolder or flat), preprocessed by the "
                    "model's metadata.")
 @click.option("--calib-count", type=click.IntRange(1), default=100, show_default=True,
-              help="--quant full: calibration images used (the first N, sorted).")
+              help="--quant full: calibration images used (spread evenly over the sorted folder, so every class contributes).")
 @click.option("--calib-method", type=click.Choice(["minmax", "percentile"]), default="minmax",
               show_default=True, help="--quant full: activation ranges from the extremes (minmax, "
                                       "converter_lite's MAX_MIN) or percentiles (robust to outliers).")
