@@ -2,7 +2,7 @@
 # The main job end to end on generated data (no downloads):
 #   generated dataset A -> backbone trained from scratch -> generated dataset B (other classes)
 #   -> head-only transfer on the frozen backbone -> eval -> export MINDIR/ONNX
-#   -> convert to .ms (fp32/fp16/int8, each verified) -> classify images through the runtime
+#   -> convert to .ms (fp32/fp16/int8 weights/full int8, each verified) -> classify images through the runtime
 #   -> latency table across the engines available here.
 # Usage: bash scripts/demo.sh [OUT_DIR]      (default demo_out/; re-running reuses the venv)
 set -euo pipefail
@@ -40,13 +40,17 @@ toolkit convert "$OUT/model/model.mindir" -o "$OUT/model/model_fp16.ms" --fp16 -
 toolkit convert "$OUT/model/model.mindir" -o "$OUT/model/model_int8.ms" --quant weight --verify 40 --images "$VAL"
 toolkit inspect "$OUT/model/model_int8.ms"
 
+step "6b. Full int8: weights and activations, calibrated on the training images, verified on the validation images"
+toolkit convert "$OUT/model/model.mindir" -o "$OUT/model/model_int8_full.ms" --quant full \
+  --calib "$OUT/data/target/train" --verify 40 --images "$VAL"
+
 step "7. Classify a few images on the device runtime with the converted .ms"
 first_images=$(for d in "$VAL"/*/; do ls "$d"* | head -n 1; done)
 toolkit predict "$OUT/model/model.ms" $first_images --top-k 2 --grid "$OUT/predictions.png"
 
 step "8. Latency and accuracy of every engine available here (one process per row; absent devices listed)"
 toolkit bench "$OUT/model/model.mindir" "$OUT/model/model.onnx" "$OUT/model/model.ms" \
-  "$OUT/model/model_fp16.ms" "$OUT/model/model_int8.ms" --threads 2 --warmup 2 --min-time 0.5 \
+  "$OUT/model/model_fp16.ms" "$OUT/model/model_int8.ms" "$OUT/model/model_int8_full.ms" --threads 2 --warmup 2 --min-time 0.5 \
   --data "$VAL" --reference mindspore --markdown "$OUT/bench.md" --plot "$OUT/bench.png" --json "$OUT/bench.json"
 
 step "Done"
