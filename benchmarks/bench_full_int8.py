@@ -1,10 +1,10 @@
 """Full-integer `.ms` (`toolkit convert --quant full`): speed, size, calibration time and accuracy.
 
-    python -m benchmarks.bench_full_int8 speed --work DIR [--threads 1 2] [--runs 60]
+    python -m benchmarks.bench_full_int8 speed --work DIR [--arch resnet50] [--threads 1 2] [--runs 60]
     python -m benchmarks.bench_full_int8 accuracy --model M.onnx --calib TRAIN --data VAL --work DIR
 
-speed: MobileNetV2 1.0, 224 px, batch 1. The network is the project's builder exported to ONNX by
-MindSpore (benchmarks.bench_ms_engine.export_onnx) with seeded weights of realistic scale (conv
+speed: MobileNetV2 1.0 (or ResNet-50), 224 px, batch 1. The network is the project's builder exported
+to ONNX by MindSpore (benchmarks.bench_ms_engine.export_onnx, bench_resnet50.export_resnet50) with seeded weights of realistic scale (conv
 N(0, 2/fan_in), dense N(0, 1/fan_in), BatchNorm gamma/var U(0.5, 1.5), beta/mean N(0, 0.1^2); the
 random-init export's activations are ~1e-9, which would calibrate to degenerate ranges) and metadata
 for 224 px. It is calibrated on 100 generated 224 px images. Rows, timed interleaved run by run in one
@@ -57,12 +57,20 @@ def realistic_weights(onnx_path, seed=0):
     return model.SerializeToString()
 
 
-def make_model(work, size=224, classes=1000):
+def _export(arch, folder, classes, size):
+    os.makedirs(folder, exist_ok=True)
+    if arch == "resnet50":
+        from benchmarks.bench_resnet50 import export_resnet50
+        return export_resnet50(folder, size, classes)
     from benchmarks.bench_ms_engine import export_onnx
+    return export_onnx(folder, classes, size)
+
+
+def make_model(work, arch="mobilenet_v2", size=224, classes=1000):
     from runtime.metadata import ModelMeta, resize_for, save_model
-    raw = export_onnx(os.path.join(work, "export"), classes, size)
-    path = os.path.join(work, "mnv2.onnx")
-    meta = ModelMeta(arch="mobilenet_v2", width=1.0, image_size=size, resize=resize_for(size),
+    raw = _export(arch, os.path.join(work, "export"), classes, size)
+    path = os.path.join(work, f"{arch}.onnx")
+    meta = ModelMeta(arch=arch, width=1.0, image_size=size, resize=resize_for(size),
                      class_names=[f"class_{k}" for k in range(classes)])
     save_model(path, realistic_weights(raw), meta)
     return path
@@ -95,14 +103,14 @@ def speed(args):
     from converters import ConvertOptions, convert
     from runtime.official import benchmark_cli, discovery
     os.makedirs(args.work, exist_ok=True)
-    onnx_path = make_model(args.work)
+    onnx_path = make_model(args.work, args.arch)
     calib = make_images(args.work, count=args.calib_count)
-    fp32 = os.path.join(args.work, "mnv2_fp32.ms")
-    int8 = os.path.join(args.work, "mnv2_int8_full.ms")
+    fp32 = os.path.join(args.work, f"{args.arch}_fp32.ms")
+    int8 = os.path.join(args.work, f"{args.arch}_int8_full.ms")
     convert(onnx_path, fp32)
     t0 = time.perf_counter()
     res = convert(onnx_path, int8, ConvertOptions(quant="full", calib=calib, calib_count=args.calib_count))
-    out = {"model": "MobileNetV2 1.0, 224 px, batch 1 (seeded weights)",
+    out = {"model": f"{args.arch} 1.0, 224 px, batch 1 (seeded weights)",
            "calibration_images": res.full_quant.calibration_images,
            "calibration_s": res.seconds["calibrate"], "convert_int8_total_s": time.perf_counter() - t0,
            "fp32_ms_bytes": os.path.getsize(fp32), "int8_ms_bytes": os.path.getsize(int8),
@@ -210,6 +218,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="kind", required=True)
     s = sub.add_parser("speed")
+    s.add_argument("--arch", choices=["mobilenet_v2", "resnet50"], default="mobilenet_v2")
     s.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     s.add_argument("--runs", type=int, default=60)
     s.add_argument("--warmup", type=int, default=5)

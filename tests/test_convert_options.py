@@ -120,7 +120,7 @@ def test_missing_sidecar_is_generated_and_said(tiny, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--quant", "full"], "Invalid value for '--quant'"),
+    (["--quant", "dynamic"], "Invalid value for '--quant'"),
     (["--fp16", "--quant", "weight"], "exclusive"),
     (["--quant-mode", "asymmetric"], "need --quant weight"),
     (["--images", "."], "only used by --verify"),

@@ -12,11 +12,18 @@ from .model import TYPE_FLOAT16, TYPE_INT8, TYPE_UINT8
 FULL_QUANT_TYPES = (1, 3, 5)       # AwareTraining, PostTraining, QUANT_ALL
 
 
+def is_full_quant_node(model, node):
+    """A fully quantized node: flagged so, and (trusting the tensors) int8/uint8 activations. The
+    `.ms` engine translates it by its int8 handlers (integer kernels), never by a float handler."""
+    if node.quant_type not in FULL_QUANT_TYPES or node.op_type == "QuantDTypeCast":
+        return False
+    return any(model.tensors[i].data_type in (TYPE_INT8, TYPE_UINT8) and not model.tensors[i].is_const
+               for i in node.inputs + node.outputs)
+
+
 def model_precision(model):
     t = model.tensors
-    if any(n.quant_type in FULL_QUANT_TYPES and n.op_type != "QuantDTypeCast" and any(
-            t[i].data_type in (TYPE_INT8, TYPE_UINT8) and not t[i].is_const for i in n.inputs + n.outputs)
-           for n in model.nodes):
+    if any(is_full_quant_node(model, n) for n in model.nodes):
         return "int8-full"
     if any(x.is_const and x.quant_params and x.data_type in (TYPE_INT8, TYPE_UINT8) for x in t):
         return "int8"

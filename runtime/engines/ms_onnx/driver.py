@@ -16,10 +16,10 @@ from onnx import TensorProto, helper, shape_inference
 
 from ...errors import InputShapeError, ModelFormatError, ToolkitError, UnsupportedOpsError
 from ...msformat.model import TYPE_INT8, TYPE_UINT8, TYPEID_TO_NUMPY, MsModel
-from ...msformat.precision import FULL_QUANT_TYPES
 from ...msformat.weights import CorruptWeightError, WeightError, const_array
 from . import checks, int8, ops_extra, ops_int8, ops_nn, ops_tensor  # noqa: F401  (they fill HANDLERS)
 from .base import HANDLERS, NP_TO_ONNX, OPSET, Context, NotTranslatable, node_element
+from .int8 import is_full_quant_node  # noqa: F401  (also part of this module's API)
 from .ops_int8 import INT8_HANDLERS
 
 
@@ -33,15 +33,6 @@ def _unique_names(model, indices, fallback):
         seen.add(name)
         names.append(name)
     return names
-
-
-def is_full_quant_node(model, node):
-    """A fully quantized node: flagged so, and (trusting the tensors) int8/uint8 activations. It is
-    translated by INT8_HANDLERS (integer kernels), never by the float handler of its op type."""
-    if node.quant_type not in FULL_QUANT_TYPES or node.op_type == "QuantDTypeCast":
-        return False
-    return any(model.tensors[i].data_type in (TYPE_INT8, TYPE_UINT8) and not model.tensors[i].is_const
-               for i in node.inputs + node.outputs)
 
 
 def needed_nodes(model):

@@ -26,6 +26,7 @@ import numpy as np
 
 from ...errors import ModelFormatError
 from ...msformat.model import TYPE_INT8, TYPE_UINT8
+from ...msformat.precision import is_full_quant_node  # noqa: F401  (used by the driver and ops_int8)
 from ...msformat.weights import decode
 from ..int8_modes import DEFAULT_INT8_MODE, INT8_MODES
 

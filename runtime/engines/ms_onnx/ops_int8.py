@@ -161,7 +161,6 @@ for _op in ("Transpose", "Reshape", "Flatten", "MaxPoolFusion", "Squeeze", "Unsq
 
 def int8_nodes(model, nodes=None):
     """Names of the nodes that run on integer kernels when translated (what `toolkit inspect` lists)."""
-    from .driver import is_full_quant_node
     picked = model.nodes if nodes is None else [model.nodes[k] for k in nodes]
-    return [n.name for n in picked if is_full_quant_node(model, n) and n.op_type in INT8_HANDLERS]
+    return [n.name for n in picked if int8.is_full_quant_node(model, n) and n.op_type in INT8_HANDLERS]
 
