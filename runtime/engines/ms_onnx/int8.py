@@ -155,8 +155,13 @@ def requantize_exact(ctx, acc, s_x, s_w, s_out, zp_out, lo, hi, rank, axis):
     col = lambda v: ctx.init(channel_column(v, np.float64, rank, axis), "rq")   # noqa: E731
     y1 = ctx.add("Round", [ctx.add("Mul", [ctx.add("Cast", [acc], to=11), col(first)])])
     v = ctx.add("Mul", [y1, col(pot)])
-    y = ctx.add("Round", [ctx.add("Add", [v, ctx.add("Mul", [ctx.add("Sign", [y1]), col(nudge)])])])
-    y = ctx.add("Add", [y, ctx.init(np.float64(zp_out + SHIFT), "zp")])
+    if lo == zp_out:
+        # everything below the zero point is clamped (fused ReLU): only v >= 0 matters, where half
+        # away from zero is floor(v + 1/2), and the zero point folds into the same addition
+        y = ctx.add("Floor", [ctx.add("Add", [v, ctx.init(np.float64(zp_out + SHIFT + 0.5), "zp")])])
+    else:
+        y = ctx.add("Round", [ctx.add("Add", [v, ctx.add("Mul", [ctx.add("Sign", [y1]), col(nudge)])])])
+        y = ctx.add("Add", [y, ctx.init(np.float64(zp_out + SHIFT), "zp")])
     y = ctx.add("Clip", [y, ctx.init(np.float64(lo + SHIFT), "lo"), ctx.init(np.float64(hi + SHIFT), "hi")])
     return ctx.add("Cast", [y], to=2)
 

@@ -62,13 +62,9 @@ def _integer_product(ctx, node, x, w_onnx, s_w, bias, rank, attrs, conv=True):
     s_out, zp_out = int8.activation_quant(ctx, node.outputs[0])
     lo, hi = _clamp(ctx, node, s_out, zp_out)
     zx = ctx.init(np.uint8(zp_x + int8.SHIFT), "zp")
-    if ctx.int8_mode == "exact" or not conv:
-        op = "ConvInteger" if conv else "MatMulInteger"
-        acc = ctx.add(op, [x, ctx.init(w_onnx, "w"), zx], **attrs)
-        acc = ctx.add("Add", [acc, ctx.init(int8.channel_column(bias, np.int32, rank, 1), "b")])
-        if ctx.int8_mode == "exact":
-            return int8.requantize_exact(ctx, acc, s_x, s_w, s_out, zp_out, lo, hi, rank, 1)
-        return _requantize_float(ctx, acc, s_x, s_w, s_out, zp_out, lo, hi, rank)
+    if ctx.int8_mode == "exact":
+        acc = _accumulator(ctx, x, zp_x, w_onnx, bias, rank, attrs, conv)
+        return int8.requantize_exact(ctx, acc, s_x, s_w, s_out, zp_out, lo, hi, rank, 1)
     y = ctx.add("QLinearConv", [x, ctx.init(np.float32(s_x), "s"), zx, ctx.init(w_onnx, "w"),
                                 ctx.init(np.asarray(s_w, np.float32), "sw"),
                                 ctx.init(np.zeros(len(s_w), np.int8), "zw"),
@@ -81,15 +77,28 @@ def _integer_product(ctx, node, x, w_onnx, s_w, bias, rank, attrs, conv=True):
     return y
 
 
-def _requantize_float(ctx, acc, s_x, s_w, s_out, zp_out, lo, hi, rank):
-    """The "fast" requantization where no fused kernel exists: round-half-even of acc * s_x s_w / s_out."""
-    scale = (np.float32(s_x) * np.asarray(s_w, np.float32) / np.float32(s_out)).astype(np.float32)
-    y = ctx.add("Mul", [ctx.add("Cast", [acc], to=1),
-                        ctx.init(int8.channel_column(scale, np.float32, rank, 1), "rq")])
-    y = ctx.add("Add", [ctx.add("Round", [y]), ctx.init(np.float32(zp_out + int8.SHIFT), "zp")])
-    y = ctx.add("Clip", [y, ctx.init(np.float32(lo + int8.SHIFT), "lo"),
-                         ctx.init(np.float32(hi + int8.SHIFT), "hi")])
-    return ctx.add("Cast", [y], to=2)
+EXACT_FLOAT_LIMIT = 1 << 24          # integers below this add exactly in float32
+
+
+def _accumulator(ctx, x, zp_x, w_onnx, bias, rank, attrs, conv):
+    """The exact integer accumulator sum (x_q - zp_x) w_q + b_q of "exact" mode. On onnxruntime's
+    fp32 Conv/Gemm kernels (10x faster here than its ConvInteger) when no partial sum can reach 2^24,
+    bounded from the weights (sum |w_c| x the largest |x_q - zp_x| + |b_c|): below that every partial
+    sum of small integers is exact in float32, whatever the summation order. Else on ConvInteger /
+    MatMulInteger in int32."""
+    zp_u = zp_x + int8.SHIFT
+    w = w_onnx.astype(np.int64)
+    per_out = np.abs(w).sum(axis=tuple(range(1, w.ndim))) if conv else np.abs(w).sum(axis=0)
+    bound = per_out * max(zp_u, 255 - zp_u) + np.abs(bias.astype(np.int64))
+    if bound.max(initial=0) < EXACT_FLOAT_LIMIT:
+        xf = ctx.add("Sub", [ctx.add("Cast", [x], to=1), ctx.init(np.float32(zp_u), "zp")])
+        wf, bf = ctx.init(w_onnx.astype(np.float32), "w"), ctx.init(bias.astype(np.float32), "b")
+        if conv:
+            return ctx.add("Conv", [xf, wf, bf], **attrs)
+        return ctx.add("Gemm", [xf, wf, bf])
+    op = "ConvInteger" if conv else "MatMulInteger"
+    acc = ctx.add(op, [x, ctx.init(w_onnx, "w"), ctx.init(np.uint8(zp_u), "zp")], **attrs)
+    return ctx.add("Add", [acc, ctx.init(int8.channel_column(bias, np.int32, rank, 1), "b")])
 
 
 @int8_handler("Conv2DFusion")
