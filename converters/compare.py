@@ -364,7 +364,7 @@ def compare(a_path, b_path, n=DEFAULT_SAMPLES, images=None, per_layer=False, int
             threads=None, progress=None):
     """Compare model b against model a (the reference) on n inputs: random (seeded), or images
     preprocessed by the models' metadata. Returns a CompareReport."""
-    from .verify import model_inputs
+    from .inputs import model_inputs
     for p in (a_path, b_path):
         if not os.path.isfile(p):
             raise CompareError(f"{p}: no such model file")
