@@ -23,6 +23,8 @@ COMMANDS = {
     "export": ("toolkit.commands.export:export", "Export a run to MINDIR, ONNX or AIR."),
     "convert": ("toolkit.commands.convert:convert", "Convert MINDIR or ONNX to a MindSpore Lite .ms model."),
     "inspect": ("toolkit.commands.inspect:inspect", "Describe a .ms model."),
+    "compare": ("toolkit.commands.compare:compare",
+                "Where model B departs from model A: outputs and per-layer error, worst first."),
     "predict": ("toolkit.commands.predict:predict", "Classify images with any model and engine."),
     "bench": ("toolkit.commands.bench:bench", "Latency table across engines and devices."),
     "bench-train": ("toolkit.commands.bench_train:bench_train",

@@ -4,6 +4,11 @@ The "can execute" line is not guessed from an op table: it comes from really ope
 the `.ms` engine (`runtime.load(path, engine="ms-engine")`: read, decode every constant, translate,
 build the onnxruntime session), so inspect never promises what load then refuses. When that engine's
 packages are absent it says it could not check. The format library itself never imports engines.
+
+For a full-integer file it also says which nodes run on integer kernels and which stay float
+(`runtime.engines.ms_onnx.ops_int8.int8_nodes`, the translator's own rule, so the list is what the
+engine does, not what the quantType fields claim). QuantDTypeCast nodes are counted apart: they are
+the conversions at the edges of the int8 islands.
 """
 import json
 import os
@@ -40,6 +45,13 @@ def _print_summary(info):
     verdict = info.get("ms_engine")
     if verdict is not None:
         click.echo("ms-engine:  " + _VERDICT_TEXT[verdict["status"]](verdict))
+    kernels = info.get("int8_kernels")
+    if kernels is not None:
+        click.echo(f"int8 kernels: {len(kernels['int8'])} node(s) run on integer kernels, "
+                   f"{len(kernels['float'])} stay float, {len(kernels['casts'])} QuantDTypeCast")
+        for kind in ("int8", "float"):
+            if kernels[kind]:
+                click.echo(f"  {kind}: " + ", ".join(kernels[kind]))
 
 
 _VERDICT_TEXT = {
@@ -49,6 +61,24 @@ _VERDICT_TEXT = {
     "fails": lambda v: f"cannot load: {v['detail']}",
     "unchecked": lambda v: f"cannot check: {v['detail']}",
 }
+
+
+def int8_kernels(model):
+    """{"int8", "float", "casts"}: node names by the arithmetic they run on, for a model with any
+    fully quantized node; None for a float or weight-quantized model (nothing runs in int8)."""
+    try:
+        from runtime.engines.ms_onnx.driver import is_full_quant_node, needed_nodes
+        from runtime.engines.ms_onnx.ops_int8 import int8_nodes
+    except ImportError:            # the translator's packages (onnx) are absent: nothing to say
+        return None
+    needed = needed_nodes(model)
+    if not any(is_full_quant_node(model, model.nodes[k]) for k in needed):
+        return None
+    on_int8 = set(int8_nodes(model, needed))
+    picked = [model.nodes[k] for k in needed]
+    return {"int8": [n.name for n in picked if n.name in on_int8],
+            "float": [n.name for n in picked if n.name not in on_int8 and n.op_type != "QuantDTypeCast"],
+            "casts": [n.name for n in picked if n.op_type == "QuantDTypeCast"]}
 
 
 def _engine_verdict(path):
@@ -78,6 +108,9 @@ def inspect(model, as_json):
 
     ms_model = read_ms(model)
     info = summarize(ms_model, model, os.path.getsize(model))
+    kernels = int8_kernels(ms_model)
+    if kernels is not None:
+        info["int8_kernels"] = kernels
     del ms_model                      # the engine reads the file itself, like `toolkit predict`
     verdict = _engine_verdict(model)
     info["ms_engine"] = verdict
