@@ -332,7 +332,9 @@ def convert(source, output, options=None):
             report = verify_bytes(data, output, source_path=source, source_format=built.source_format,
                                   meta=meta, precision=options.precision, n=options.verify,
                                   images=options.images, input_layout=options.input_format,
-                                  official=options.official_check, benchmark=options.benchmark)
+                                  official=options.official_check, benchmark=options.benchmark,
+                                  min_agreement=options.min_agreement, min_cosine=options.min_cosine,
+                                  float_ms=built.float_data)
         seconds["verify"] = time.perf_counter() - t
         if not report.passed:
             raise VerificationFailed(report, report.problems)
