@@ -17,7 +17,7 @@ from converters.errors import ConversionError
 from converters.verify import model_inputs
 from runtime.official import golden_data
 from runtime.official.benchmark_cli import check_accuracy
-from tiny_models import sample_images
+from tiny_models import class_folder
 from toolkit.cli import main
 
 pytest.importorskip("onnx")
@@ -29,10 +29,7 @@ def run(*args):
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("golden_images")
-    (folder / "cls").mkdir()
-    sample_images(str(folder / "cls"), 3)
-    return folder
+    return class_folder(tmp_path_factory, "golden_images", 3)
 
 
 def board_lines(folder):

@@ -7,7 +7,7 @@ import converters.pipeline
 from converters.verify import FP32_RELATIVE_TOLERANCE, MIN_TOP1_AGREEMENT, verify
 from runtime.msformat.reader import read_ms
 from runtime.msformat.writer import write_ms
-from tiny_models import sample_images
+from tiny_models import class_folder
 from toolkit.cli import main
 
 pytest.importorskip("onnx")
@@ -19,10 +19,7 @@ def run(*args):
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("images")
-    (folder / "cls").mkdir()
-    sample_images(str(folder / "cls"), 6)
-    return folder
+    return class_folder(tmp_path_factory, "images", 6)
 
 
 def test_thresholds_are_the_issue_s():

@@ -72,6 +72,14 @@ def tiny(tmp_path_factory):
     return build_tiny(str(tmp_path_factory.mktemp("tiny_model")))
 
 
+def class_folder(tmp_path_factory, name, count):
+    """A folder holding one class sub-folder `cls` of `count` sample images (an ImageFolder)."""
+    folder = tmp_path_factory.mktemp(name)
+    (folder / "cls").mkdir()
+    sample_images(str(folder / "cls"), count)
+    return folder
+
+
 def sample_images(folder, count=6):
     """`count` distinct small JPEG/PNG files cut from a real photograph, as paths."""
     import importlib.util

@@ -13,3 +13,11 @@ and `runtime.load` can name them without importing onnx.
 """
 INT8_MODES = ("fast", "exact")
 DEFAULT_INT8_MODE = "fast"
+
+
+def check_mode(mode):
+    """`mode`, or ValueError naming the choices (None means the default)."""
+    mode = DEFAULT_INT8_MODE if mode is None else mode
+    if mode not in INT8_MODES:
+        raise ValueError(f"int8 arithmetic {mode!r}: use one of {', '.join(INT8_MODES)}")
+    return mode

@@ -25,7 +25,7 @@ from ..msformat.model import FORMAT_NAMES, FORMAT_NCHW, FORMAT_NHWC, TYPEID_TO_N
 from ..msformat.reader import read_ms
 from .base import Engine, TensorSpec
 from .layout import with_layout
-from .int8_modes import DEFAULT_INT8_MODE, INT8_MODES
+from .int8_modes import INT8_MODES, check_mode
 from .ort_session import create_session, first_line, run_session
 
 _CACHE = OrderedDict()    # (realpath, size, mtime_ns, shapes) -> (onnx bytes, in names, out names, out shapes)
@@ -92,9 +92,7 @@ class MsEngine(Engine):
         super().__init__(path, device, threads)
         self.expose = tuple(expose)
         self._key, self._device_asked = None, device
-        self.int8 = DEFAULT_INT8_MODE if int8 is None else int8
-        if self.int8 not in INT8_MODES:
-            raise ValueError(f"int8 arithmetic {int8!r}: use one of {', '.join(INT8_MODES)}")
+        self.int8 = check_mode(int8)
         if model is None:
             model = read_ms(self.path)
             st = os.stat(self.path)

@@ -7,6 +7,9 @@
 
 `toolkit bench` labels its rows with it and compares each row with its fp32 peer ("vs fp32").
 """
+import functools
+import os
+
 from .model import TYPE_FLOAT16, TYPE_INT8, TYPE_UINT8
 
 FULL_QUANT_TYPES = (1, 3, 5)       # AwareTraining, PostTraining, QUANT_ALL
@@ -33,9 +36,19 @@ def model_precision(model):
 
 
 def file_precision(path):
-    """The precision of a model file; None when it cannot be read (the row then says why)."""
+    """The precision of a model file; None when it cannot be read (the row then says why). A bench
+    table has a row per engine, device and batch of one file: the file is read once per version."""
     if not str(path).endswith(".ms"):
         return "fp32"
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return _ms_precision(os.path.realpath(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _ms_precision(path, size, mtime_ns):
     from ..errors import ToolkitError
     from .reader import read_ms
     try:

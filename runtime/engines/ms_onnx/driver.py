@@ -277,7 +277,7 @@ def translate(model: MsModel, source="<model>", handlers=None, input_shapes=None
     the graph outputs; int8 ones dequantized), for per-layer comparison and calibration.
     """
     handlers = HANDLERS if handlers is None else handlers
-    int8.check_mode(int8_mode)
+    int8_mode = int8.check_mode(int8_mode)
     if model.subgraphs:
         raise UnsupportedOpsError([(sg.name, "extra subgraph (control flow)")
                                    for sg in model.subgraphs[1:]], path=source)

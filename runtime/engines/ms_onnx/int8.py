@@ -28,15 +28,9 @@ from ...errors import ModelFormatError
 from ...msformat.model import TYPE_INT8, TYPE_UINT8
 from ...msformat.precision import is_full_quant_node  # noqa: F401  (used by the driver and ops_int8)
 from ...msformat.weights import decode
-from ..int8_modes import DEFAULT_INT8_MODE, INT8_MODES
+from ..int8_modes import DEFAULT_INT8_MODE, check_mode  # noqa: F401  (the driver uses both)
 
 SHIFT = 128                         # int8 q  <->  uint8 q + 128
-
-
-def check_mode(mode):
-    if mode not in INT8_MODES:
-        raise ValueError(f"int8 arithmetic {mode!r}: use one of {', '.join(INT8_MODES)}")
-    return mode
 
 
 def is_int8(model, idx):
